@@ -41,11 +41,17 @@ class EventKind(StrEnum):
     MODALITY = "modality"  # data: {"modality": "video" | "audio"}
 
 
-#: Events after which an attendee is present (for summaries).
-PRESENCE_STARTS = frozenset({EventKind.ADMITTED, EventKind.MARKED_PRESENT})
-#: Events after which an attendee is no longer present.
+#: Events that start presence of (attendee, endpoint). A start while present changes nothing.
+PRESENCE_STARTS = frozenset({EventKind.ADMITTED, EventKind.MARKED_PRESENT, EventKind.RESUMED})
+#: Events that end presence of (attendee, endpoint). SESSION_ENDED ends every open presence.
 PRESENCE_ENDS = frozenset(
-    {EventKind.LEFT, EventKind.REMOVED, EventKind.DISCONNECTED, EventKind.MARKED_ABSENT}
+    {
+        EventKind.LEFT,
+        EventKind.REMOVED,
+        EventKind.DISCONNECTED,
+        EventKind.MARKED_ABSENT,
+        EventKind.DETACHED,
+    }
 )
 
 Scalar = str | int | bool | None
