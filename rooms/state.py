@@ -26,6 +26,8 @@ class Seat(BaseModel):
     status: SeatStatus
     #: True for the second attendee on a shared device.
     attached: bool = False
+    #: False for a partner the device itself admitted, until a clinician marks them present.
+    attested: bool = False
 
 
 class EndpointState(BaseModel):
