@@ -1,0 +1,108 @@
+"""The embedded store: one process, no Redis. The zero-set-up default for a single node."""
+
+from __future__ import annotations
+
+import bisect
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from rooms.errors import SessionExists, SessionNotFound
+from rooms.ids import SessionId
+from rooms.ledger import LedgerEvent
+from rooms.session import SessionStatus
+from rooms.state import SessionState
+from rooms.store.base import Mutation, SessionStore
+
+
+@dataclass(slots=True)
+class _Ledger:
+    """One session's events as JSON, with their seqs kept alongside for bisecting."""
+
+    seqs: list[int] = field(default_factory=list)
+    docs: list[str] = field(default_factory=list)
+
+
+class MemoryStore(SessionStore):
+    """Sessions in dicts, kept as JSON exactly as Redis keeps them.
+
+    Storing JSON rather than objects means no caller can alias stored state, and a mutation that
+    raises leaves nothing changed, just as in Redis. ``change`` is synchronous and there is no
+    ``await`` between the read and the write, so each transaction is atomic on the event loop.
+    """
+
+    def __init__(
+        self,
+        *,
+        ended_ttl_seconds: int = 7 * 86400,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._ttl = ended_ttl_seconds
+        self._clock = clock
+        self._docs: dict[SessionId, str] = {}
+        #: Like the Redis hash's EXPIRE: ended sessions' state is forgotten after the TTL.
+        self._expires: dict[SessionId, float] = {}
+        #: The ledger is never expired: it is the attendance record.
+        self._ledgers: dict[SessionId, _Ledger] = {}
+        self._starts: dict[SessionId, float] = {}
+
+    async def create(self, state: SessionState, events: list[LedgerEvent]) -> None:
+        sid = state.spec.id
+        if self._doc(sid) is not None:
+            raise SessionExists(f"session {sid} exists")
+        self._write(state, events)
+        self._starts[sid] = state.spec.starts_at.timestamp()
+
+    async def get(self, session: SessionId) -> SessionState:
+        return SessionState.model_validate_json(self._require(session))
+
+    async def transact(
+        self, session: SessionId, change: Mutation
+    ) -> tuple[SessionState, list[LedgerEvent]]:
+        state = SessionState.model_validate_json(self._require(session))
+        events = change(state)
+        state.version += 1
+        self._write(state, events)
+        return state, events
+
+    async def events(self, session: SessionId, after_seq: int = 0) -> list[LedgerEvent]:
+        ledger = self._ledgers.get(session)
+        if ledger is None:
+            return []
+        start = bisect.bisect_right(ledger.seqs, after_seq)
+        return [LedgerEvent.model_validate_json(d) for d in ledger.docs[start:]]
+
+    async def sessions_starting(self, since: datetime, until: datetime) -> list[SessionId]:
+        lo, hi = since.timestamp(), until.timestamp()
+        # Ties broken by id, as Redis orders equal scores in a sorted set.
+        found = sorted((t, sid) for sid, t in self._starts.items() if lo <= t < hi)
+        return [sid for _, sid in found]
+
+    async def ping(self) -> None:
+        return None
+
+    async def close(self) -> None:
+        return None
+
+    def _doc(self, sid: SessionId) -> str | None:
+        expires = self._expires.get(sid)
+        if expires is not None and self._clock() >= expires:
+            del self._docs[sid], self._expires[sid]
+        return self._docs.get(sid)
+
+    def _require(self, sid: SessionId) -> str:
+        doc = self._doc(sid)
+        if doc is None:
+            raise SessionNotFound(f"session {sid} not found")
+        return doc
+
+    def _write(self, state: SessionState, events: list[LedgerEvent]) -> None:
+        sid = state.spec.id
+        self._docs[sid] = state.model_dump_json()
+        if state.status is SessionStatus.ENDED:
+            self._expires[sid] = self._clock() + self._ttl
+        ledger = self._ledgers.setdefault(sid, _Ledger())
+        for event in events:
+            ledger.seqs.append(event.seq)
+            ledger.docs.append(event.model_dump_json())

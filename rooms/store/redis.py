@@ -1,0 +1,240 @@
+"""The Redis store: state in a hash, ledger in a stream, changes by compare-and-set in Lua."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import random
+import secrets
+import weakref
+from collections import OrderedDict
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import datetime
+from importlib.resources import files
+from typing import Any, cast
+
+from redis.asyncio import Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialWithJitterBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from rooms.errors import SessionExists, SessionNotFound, StoreConflict, StoreUnavailable
+from rooms.ids import SessionId
+from rooms.ledger import LedgerEvent
+from rooms.session import SessionStatus
+from rooms.state import SessionState
+from rooms.store.base import Mutation, SessionStore
+
+_CAS_LUA = files("rooms.store").joinpath("cas.lua").read_text(encoding="utf-8")
+#: Entries read per XREVRANGE page when tailing the ledger.
+_PAGE = 256
+#: Stream entries as the client returns them with ``decode_responses=True``.
+_Entries = list[tuple[str, dict[str, str]]]
+
+
+@asynccontextmanager
+async def _reachable() -> AsyncIterator[None]:
+    """Turn the client's connection failures into the domain's StoreUnavailable."""
+    try:
+        yield
+    except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+        raise StoreUnavailable("redis is unreachable") from exc
+
+
+class RedisStore(SessionStore):
+    """Sessions in Redis, shared by every node.
+
+    Each transaction reads the document, applies the change locally and commits it with one
+    EVALSHA that checks the version. Two shortcuts keep the common case at one round trip:
+    the last document this process saw of each session is cached (a stale cache only costs a
+    failed compare-and-set, whose reply carries the current document), and writers of one
+    session in this process queue on a lock instead of racing each other.
+    """
+
+    def __init__(
+        self,
+        client: Redis,
+        *,
+        prefix: str = "hr",
+        ended_ttl_seconds: int = 7 * 86400,
+        max_attempts: int = 100,
+        cache_size: int = 1024,
+    ) -> None:
+        if ended_ttl_seconds < 1:
+            raise ValueError("ended_ttl_seconds must be at least 1")
+        self._redis = client
+        self._prefix = prefix
+        self._ttl = str(ended_ttl_seconds)
+        self._max_attempts = max_attempts
+        self._cas = client.register_script(_CAS_LUA)
+        self._cache: OrderedDict[SessionId, str] = OrderedDict()
+        self._cache_size = cache_size
+        self._locks: weakref.WeakValueDictionary[SessionId, asyncio.Lock] = (
+            weakref.WeakValueDictionary()
+        )
+        # Write tokens: unique per attempt, so a retried command recognises its own commit.
+        self._writer = secrets.token_hex(6)
+        self._attempts = itertools.count()
+
+    @classmethod
+    def from_url(
+        cls, url: str, *, prefix: str = "hr", ended_ttl_seconds: int = 7 * 86400
+    ) -> RedisStore:
+        """A store on a new connection pool. Connects lazily, on first use."""
+        client = Redis.from_url(
+            url,
+            decode_responses=True,
+            socket_connect_timeout=2.0,
+            socket_timeout=5.0,
+            # A couple of quick retries ride out a Redis restart; beyond that, callers
+            # get StoreUnavailable rather than a request that hangs.
+            retry=Retry(ExponentialWithJitterBackoff(cap=0.5, base=0.05), 2),
+        )
+        return cls(client, prefix=prefix, ended_ttl_seconds=ended_ttl_seconds)
+
+    async def create(self, state: SessionState, events: list[LedgerEvent]) -> None:
+        sid = state.spec.id
+        doc = state.model_dump_json()
+        token = self._token()
+        score = repr(state.spec.starts_at.timestamp())
+        reply = await self._commit(sid, "", state, doc, token, events, score)
+        if reply[0] != 1 and reply[3] != token:
+            raise SessionExists(f"session {sid} exists")
+        self._remember(sid, doc)
+
+    async def get(self, session: SessionId) -> SessionState:
+        return SessionState.model_validate_json(await self._read(session))
+
+    async def transact(
+        self, session: SessionId, change: Mutation
+    ) -> tuple[SessionState, list[LedgerEvent]]:
+        lock = self._locks.get(session)
+        if lock is None:
+            lock = self._locks[session] = asyncio.Lock()
+        async with lock:
+            return await self._transact(session, change)
+
+    async def events(self, session: SessionId, after_seq: int = 0) -> list[LedgerEvent]:
+        key = self._events_key(session)
+        if after_seq <= 0:
+            async with _reachable():
+                entries = cast(_Entries, await self._redis.xrange(key))
+            return [LedgerEvent.model_validate_json(fields["e"]) for _, fields in entries]
+        return await self._tail(key, after_seq)
+
+    async def sessions_starting(self, since: datetime, until: datetime) -> list[SessionId]:
+        async with _reachable():
+            found = cast(
+                list[str],
+                await self._redis.zrangebyscore(
+                    self._index_key, repr(since.timestamp()), "(" + repr(until.timestamp())
+                ),
+            )
+        return [SessionId(s) for s in found]
+
+    async def ping(self) -> None:
+        async with _reachable():
+            await self._redis.ping()
+
+    async def close(self) -> None:
+        await self._redis.aclose()
+
+    async def _transact(
+        self, sid: SessionId, change: Mutation
+    ) -> tuple[SessionState, list[LedgerEvent]]:
+        doc = self._cache.get(sid)
+        fresh = doc is None
+        if doc is None:
+            doc = await self._read(sid)
+        for attempt in range(self._max_attempts):
+            state = SessionState.model_validate_json(doc)
+            expected = str(state.version)
+            try:
+                events = change(state)
+            except Exception:
+                if fresh:
+                    raise
+                # Only the current state may refuse a change, never a cached one.
+                doc, fresh = await self._read(sid), True
+                continue
+            state.version += 1
+            new_doc, token = state.model_dump_json(), self._token()
+            reply = await self._commit(sid, expected, state, new_doc, token, events, "")
+            if reply[0] == 1 or reply[3] == token:
+                self._remember(sid, new_doc)
+                return state, events
+            if not reply[1]:
+                self._cache.pop(sid, None)
+                raise SessionNotFound(f"session {sid} not found")
+            doc, fresh = reply[2], True
+            self._remember(sid, doc)
+            if attempt:
+                # Another node keeps winning: spread the racers out a little.
+                await asyncio.sleep(random.uniform(0, min(0.02, 0.0005 * 2**attempt)))
+        raise StoreConflict(f"session {sid} is too busy, try again")
+
+    async def _commit(
+        self,
+        sid: SessionId,
+        expected: str,
+        state: SessionState,
+        doc: str,
+        token: str,
+        events: list[LedgerEvent],
+        score: str,
+    ) -> list[Any]:
+        ttl = self._ttl if state.status is SessionStatus.ENDED else "0"
+        keys = [self._state_key(sid), self._events_key(sid), self._index_key]
+        args = [expected, str(state.version), doc, token, ttl, score, sid]
+        args.extend(e.model_dump_json() for e in events)
+        async with _reachable():
+            reply: list[Any] = await self._cas(keys=keys, args=args)
+        return reply
+
+    async def _read(self, sid: SessionId) -> str:
+        async with _reachable():
+            doc = cast(str | None, await self._redis.hget(self._state_key(sid), "doc"))
+        if doc is None:
+            self._cache.pop(sid, None)
+            raise SessionNotFound(f"session {sid} not found")
+        self._remember(sid, doc)
+        return doc
+
+    async def _tail(self, key: str, after_seq: int) -> list[LedgerEvent]:
+        """Events after ``after_seq``, read newest first so a tail costs only its own length."""
+        newer: list[LedgerEvent] = []
+        upper = "+"
+        while True:
+            async with _reachable():
+                page = cast(
+                    _Entries, await self._redis.xrevrange(key, max=upper, min="-", count=_PAGE)
+                )
+            for entry_id, fields in page:
+                event = LedgerEvent.model_validate_json(fields["e"])
+                if event.seq <= after_seq:
+                    return newer[::-1]
+                newer.append(event)
+                upper = "(" + entry_id
+            if len(page) < _PAGE:
+                return newer[::-1]
+
+    def _remember(self, sid: SessionId, doc: str) -> None:
+        self._cache[sid] = doc
+        self._cache.move_to_end(sid)
+        if len(self._cache) > self._cache_size:
+            self._cache.popitem(last=False)
+
+    def _token(self) -> str:
+        return f"{self._writer}.{next(self._attempts)}"
+
+    def _state_key(self, sid: SessionId) -> str:
+        return f"{self._prefix}:s:{sid}"
+
+    def _events_key(self, sid: SessionId) -> str:
+        return f"{self._prefix}:s:{sid}:ev"
+
+    @property
+    def _index_key(self) -> str:
+        return f"{self._prefix}:sessions"
