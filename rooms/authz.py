@@ -29,14 +29,14 @@ def is_host(state: SessionState, attendee: AttendeeId) -> bool:
 def require_host(state: SessionState, actor: AttendeeId) -> None:
     """The actor must be a clinician of this session who has not been removed."""
     require_active(state)
-    if not is_host(state, actor) or _removed(state, actor):
+    if not is_host(state, actor) or state.is_removed(actor):
         raise NotAuthorized("only a clinician of this session may do that")
 
 
 def require_present_member(state: SessionState, actor: AttendeeId) -> None:
     """The actor must be on the roster, not removed, and admitted to the call."""
     require_active(state)
-    if state.spec.role_of(actor) is None or _removed(state, actor):
+    if state.spec.role_of(actor) is None or state.is_removed(actor):
         raise NotAuthorized("not a member of this session")
     if not state.is_admitted(actor):
         raise NotAuthorized("not admitted to the call yet")
@@ -47,8 +47,3 @@ def require_seated_target(state: SessionState, target: AttendeeId) -> None:
     role = require_roster(state, target)
     if role in HOST_ROLES:
         raise NotAuthorized("clinicians cannot be the target of this control")
-
-
-def _removed(state: SessionState, attendee: AttendeeId) -> bool:
-    found = state.attendees.get(attendee)
-    return found is not None and found.removed

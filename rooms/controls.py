@@ -7,20 +7,19 @@ from rooms.errors import InvalidTransition, MuteLocked, NotAuthorized
 from rooms.ids import AttendeeId
 from rooms.kinds import SEATED_ROLES
 from rooms.ledger import Ctx, EventKind, LedgerEvent, emit
-from rooms.state import AttendeeState, SessionState
+from rooms.state import SessionState
 
 
 def mute(state: SessionState, ctx: Ctx, actor: AttendeeId, target: AttendeeId) -> list[LedgerEvent]:
     """Mute oneself, or (clinicians) mute a patient or guest."""
-    if actor == target:
-        require_present_member(state, actor)
-        person = state.attendee(target)
-        if person.self_muted:
-            raise InvalidTransition("already muted")
-        person.self_muted = True
-        return [emit(state, ctx, EventKind.MUTED, attendee=target, actor=actor, by="self")]
-    _require_host_over(state, actor, target)
-    return _clinician_mute(state, ctx, actor, target)
+    if actor != target:
+        _require_host_over(state, actor, target)
+        return _clinician_mute(state, ctx, actor, target)
+    require_present_member(state, actor)
+    if state.peek(target).self_muted:
+        raise InvalidTransition("already muted")
+    state.attendee(target).self_muted = True
+    return [emit(state, ctx, EventKind.MUTED, attendee=target, actor=actor, by="self")]
 
 
 def mute_all(state: SessionState, ctx: Ctx, actor: AttendeeId) -> list[LedgerEvent]:
@@ -31,7 +30,7 @@ def mute_all(state: SessionState, ctx: Ctx, actor: AttendeeId) -> list[LedgerEve
         target = AttendeeId(entry.attendee)
         if entry.role not in SEATED_ROLES or not state.is_admitted(target):
             continue
-        if not state.attendee(target).clinician_muted:
+        if not state.peek(target).clinician_muted:
             events += _clinician_mute(state, ctx, actor, target, everyone=True)
     if not events:
         raise InvalidTransition("nobody to mute")
@@ -42,30 +41,17 @@ def unmute(
     state: SessionState, ctx: Ctx, actor: AttendeeId, target: AttendeeId
 ) -> list[LedgerEvent]:
     """Unmute oneself (unless a clinician muted you), or (clinicians) lift a clinician mute."""
-    person = state.attendee(target)
-    if actor == target and not is_host(state, actor):
-        require_present_member(state, actor)
-        if person.mute_locked:
-            raise MuteLocked("your clinician has locked your microphone")
-        if person.clinician_muted:
-            raise NotAuthorized("muted by your clinician: ask to unmute")
-        if not person.self_muted:
-            raise InvalidTransition("not muted")
-        person.self_muted = False
-        return [emit(state, ctx, EventKind.UNMUTED, attendee=target, actor=actor, by="self")]
-    if actor == target:  # a clinician unmuting themselves
-        require_host(state, actor)
-        if not person.self_muted:
-            raise InvalidTransition("not muted")
-        person.self_muted = False
-        return [emit(state, ctx, EventKind.UNMUTED, attendee=target, actor=actor, by="self")]
+    if actor == target:
+        return _self_unmute(state, ctx, actor)
     _require_host_over(state, actor, target)
+    person = state.peek(target)
     if person.mute_locked:
         raise MuteLocked("release the mute lock first")
     if not person.clinician_muted:
         raise InvalidTransition("not muted by a clinician")
-    person.clinician_muted = False
-    person.unmute_requested = False
+    changed = state.attendee(target)
+    changed.clinician_muted = False
+    changed.unmute_requested = False
     return [emit(state, ctx, EventKind.UNMUTED, attendee=target, actor=actor, by="clinician")]
 
 
@@ -77,12 +63,12 @@ def lock_mute(
     Releasing leaves the clinician mute in place; the clinician unmutes separately.
     """
     _require_host_over(state, actor, target)
-    person = state.attendee(target)
-    if person.mute_locked == locked:
+    if state.peek(target).mute_locked == locked:
         raise InvalidTransition(f"mute is already {'locked' if locked else 'unlocked'}")
     events: list[LedgerEvent] = []
-    if locked and not person.clinician_muted:
+    if locked and not state.peek(target).clinician_muted:
         events += _clinician_mute(state, ctx, actor, target)
+    person = state.attendee(target)
     person.mute_locked = locked
     person.unmute_requested = False
     kind = EventKind.MUTE_LOCKED if locked else EventKind.MUTE_UNLOCKED
@@ -92,24 +78,39 @@ def lock_mute(
 def ask_to_unmute(state: SessionState, ctx: Ctx, actor: AttendeeId) -> list[LedgerEvent]:
     """A clinician-muted attendee raises a hand to speak."""
     require_present_member(state, actor)
-    person = state.attendee(actor)
+    person = state.peek(actor)
     if person.mute_locked:
         raise MuteLocked("your clinician has locked your microphone")
     if not person.clinician_muted:
         raise InvalidTransition("you are not muted by a clinician")
     if person.unmute_requested:
         raise InvalidTransition("already asked")
-    person.unmute_requested = True
+    state.attendee(actor).unmute_requested = True
     return [emit(state, ctx, EventKind.UNMUTE_REQUESTED, attendee=actor, actor=actor)]
+
+
+def _self_unmute(state: SessionState, ctx: Ctx, actor: AttendeeId) -> list[LedgerEvent]:
+    if is_host(state, actor):
+        require_host(state, actor)
+    else:
+        require_present_member(state, actor)
+    person = state.peek(actor)
+    if person.mute_locked:
+        raise MuteLocked("your clinician has locked your microphone")
+    if person.clinician_muted:
+        raise NotAuthorized("muted by your clinician: ask to unmute")
+    if not person.self_muted:
+        raise InvalidTransition("not muted")
+    state.attendee(actor).self_muted = False
+    return [emit(state, ctx, EventKind.UNMUTED, attendee=actor, actor=actor, by="self")]
 
 
 def _clinician_mute(
     state: SessionState, ctx: Ctx, actor: AttendeeId, target: AttendeeId, *, everyone: bool = False
 ) -> list[LedgerEvent]:
-    person: AttendeeState = state.attendee(target)
-    if person.clinician_muted:
+    if state.peek(target).clinician_muted:
         raise InvalidTransition("already muted by a clinician")
-    person.clinician_muted = True
+    state.attendee(target).clinician_muted = True
     by = "clinician_all" if everyone else "clinician"
     return [emit(state, ctx, EventKind.MUTED, attendee=target, actor=actor, by=by)]
 

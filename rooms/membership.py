@@ -35,13 +35,13 @@ def join(
     """
     require_active(state)
     role = require_roster(state, attendee)
-    person = state.attendee(attendee)
-    if person.removed:
+    if state.is_removed(attendee):
         raise TokenRevoked("this link was withdrawn by the clinician")
     if endpoint in state.endpoints:
         raise InvalidTransition("this endpoint has already joined")
     already_in = state.is_admitted(attendee)
-    readmit = state.auto_readmit and person.ever_admitted
+    known = state.attendees.get(attendee)
+    readmit = state.auto_readmit and known is not None and known.ever_admitted
     admit_now = role in HOST_ROLES or already_in or readmit
     if state.locked and role not in HOST_ROLES and not already_in:
         raise SessionLocked("the clinician has locked this session")
@@ -102,10 +102,9 @@ def remove(
     role = require_roster(state, attendee)
     if role in HOST_ROLES:
         raise NotAuthorized("a clinician cannot be removed from the session")
-    person = state.attendee(attendee)
-    if person.removed:
+    if state.is_removed(attendee):
         raise InvalidTransition(f"{attendee} has already been removed")
-    person.removed = True
+    state.attendee(attendee).removed = True
     endpoints = [e.id for e, _ in state.seats_of(attendee)]
     for endpoint in endpoints:
         _drop_seat(state, endpoint, attendee)
@@ -187,7 +186,7 @@ def attach(
     found = _endpoint(state, endpoint)
     if role not in SEATED_ROLES:
         raise NotAuthorized("only patients and guests can share a device")
-    if state.attendee(attendee).removed:
+    if state.is_removed(attendee):
         raise TokenRevoked("this link was withdrawn by the clinician")
     if attendee in found.seats:
         raise InvalidTransition(f"{attendee} is already on this device")

@@ -87,6 +87,14 @@ class SessionState(BaseModel):
             found = self.attendees[attendee] = AttendeeState()
         return found
 
+    def peek(self, attendee: AttendeeId) -> AttendeeState:
+        """The attendee's state for reading; unlike :meth:`attendee` it never adds an entry."""
+        return self.attendees.get(attendee) or AttendeeState()
+
+    def is_removed(self, attendee: AttendeeId) -> bool:
+        found = self.attendees.get(attendee)
+        return found is not None and found.removed
+
     def seats_of(self, attendee: AttendeeId) -> list[tuple[EndpointState, Seat]]:
         return [(e, e.seats[attendee]) for e in self.endpoints.values() if attendee in e.seats]
 
