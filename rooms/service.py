@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from rooms.clock import Clock, utcnow
@@ -13,6 +15,9 @@ from rooms.roster import RosterEntry, build_roster, patients
 from rooms.session import SessionSpec
 from rooms.state import SessionState
 from rooms.store.base import SessionStore
+
+#: A domain operation with its arguments bound: changes the state, returns its events.
+Change = Callable[[SessionState, Ctx], list[LedgerEvent]]
 
 
 class CreateSession(BaseModel):
@@ -71,6 +76,16 @@ class Rooms:
         )
         await self.store.create(state, [event])
         return state
+
+    async def apply(
+        self, session: SessionId, change: Change
+    ) -> tuple[SessionState, list[LedgerEvent]]:
+        """Run one domain change (e.g. ``partial(membership.admit, actor=..., ...)``) atomically.
+
+        The change sees one fixed instant even when the store retries it after a race.
+        """
+        ctx = self.ctx()
+        return await self.store.transact(session, lambda state: change(state, ctx))
 
     async def get_session(self, session: SessionId) -> SessionState:
         return await self.store.get(session)
