@@ -26,7 +26,11 @@ from rooms.state import EndpointState, Seat, SeatStatus, SessionState
 
 
 def join(
-    state: SessionState, ctx: Ctx, endpoint: EndpointId, attendee: AttendeeId
+    state: SessionState,
+    ctx: Ctx,
+    endpoint: EndpointId,
+    attendee: AttendeeId,
+    connection: str | None = None,
 ) -> list[LedgerEvent]:
     """A new endpoint arrives with one verified attendee.
 
@@ -52,6 +56,7 @@ def join(
         node=ctx.node,
         seats={attendee: Seat(status=SeatStatus.WAITING)},
         joined_at=ctx.now,
+        connection=connection,
     )
     events = lifecycle.open_if_scheduled(state, ctx)
     events.append(emit(state, ctx, EventKind.WAITING, attendee=attendee, endpoint=endpoint))
@@ -127,9 +132,17 @@ def leave(state: SessionState, ctx: Ctx, endpoint: EndpointId) -> list[LedgerEve
     return events
 
 
-def disconnect(state: SessionState, ctx: Ctx, endpoint: EndpointId) -> list[LedgerEvent]:
-    """The connection dropped. Presence ends now; a resume within the grace window restores it."""
+def disconnect(
+    state: SessionState, ctx: Ctx, endpoint: EndpointId, connection: str | None = None
+) -> list[LedgerEvent]:
+    """The connection dropped. Presence ends now; a resume within the grace window restores it.
+
+    With ``connection`` given, the close of a connection the endpoint has already moved away
+    from (a resume on a new connection) is refused as stale and changes nothing.
+    """
     found = _endpoint(state, endpoint)
+    if connection is not None and found.connection != connection:
+        raise InvalidTransition("that connection no longer serves this endpoint")
     if not found.connected:
         raise InvalidTransition("the endpoint is already disconnected")
     found.connected = False
@@ -141,20 +154,38 @@ def disconnect(state: SessionState, ctx: Ctx, endpoint: EndpointId) -> list[Ledg
 
 
 def resume(
-    state: SessionState, ctx: Ctx, endpoint: EndpointId, grace: timedelta
+    state: SessionState,
+    ctx: Ctx,
+    endpoint: EndpointId,
+    grace: timedelta,
+    connection: str | None = None,
 ) -> list[LedgerEvent]:
-    """A dropped endpoint is back within the grace window: same seats, same admission."""
+    """A dropped endpoint is back within the grace window: same seats, same admission.
+
+    A client may come back before the server noticed the old connection die: then the new
+    connection takes the endpoint over and presence simply continues (``takeover``).
+    """
     require_active(state)
     found = _endpoint(state, endpoint)
-    if found.connected or found.disconnected_at is None:
-        raise InvalidTransition("the endpoint is connected")
-    if ctx.now - found.disconnected_at > grace:
-        raise InvalidTransition("the reconnect grace window has passed: join again")
+    takeover = found.connected
+    if not takeover:
+        assert found.disconnected_at is not None
+        if ctx.now - found.disconnected_at > grace:
+            raise InvalidTransition("the reconnect grace window has passed: join again")
     found.connected = True
     found.disconnected_at = None
     found.node = ctx.node
+    found.connection = connection
     events = [
-        emit(state, ctx, EventKind.RESUMED, attendee=a, endpoint=endpoint, was=str(s.status))
+        emit(
+            state,
+            ctx,
+            EventKind.RESUMED,
+            attendee=a,
+            endpoint=endpoint,
+            was=str(s.status),
+            takeover=takeover,
+        )
         for a, s in found.seats.items()
     ]
     return events + lifecycle.live_if_ready(state, ctx)

@@ -39,6 +39,9 @@ class EndpointState(BaseModel):
     node: NodeId
     seats: dict[AttendeeId, Seat]
     joined_at: AwareDatetime
+    #: Opaque handle of the transport connection now serving this endpoint, so that the late
+    #: close of a connection it was resumed away from is recognized and ignored.
+    connection: str | None = None
     #: False between a lost connection and its resume (or expiry after the grace window).
     connected: bool = True
     disconnected_at: AwareDatetime | None = None

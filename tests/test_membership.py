@@ -107,10 +107,19 @@ def test_resume_within_grace_keeps_admission_and_is_not_a_join() -> None:
     assert kinds(membership.disconnect(state, ctx(10), E2)) == ["disconnected"]
     assert not state.is_present(P1) and state.is_admitted(P1)
     unchanged(state, lambda: membership.disconnect(state, ctx(10), E2), InvalidTransition)
-    events = membership.resume(state, ctx(10.4, node="n-2"), E2, GRACE)
-    assert kinds(events) == ["resumed"]
+    events = membership.resume(state, ctx(10.4, node="n-2"), E2, GRACE, "conn-2")
+    assert kinds(events) == ["resumed"] and events[0].data["takeover"] is False
     assert state.is_present(P1) and state.endpoints[E2].node == "n-2"
-    unchanged(state, lambda: membership.resume(state, ctx(11), E2, GRACE), InvalidTransition)
+
+
+def test_resume_before_the_old_connection_closed_takes_the_endpoint_over() -> None:
+    state = in_call()
+    state.endpoints[E2].connection = "conn-1"
+    events = membership.resume(state, ctx(5), E2, GRACE, "conn-2")
+    assert kinds(events) == ["resumed"] and events[0].data["takeover"] is True
+    # The old connection's close arrives late: it is stale and changes nothing.
+    unchanged(state, lambda: membership.disconnect(state, ctx(6), E2, "conn-1"), InvalidTransition)
+    assert kinds(membership.disconnect(state, ctx(7), E2, "conn-2")) == ["disconnected"]
 
 
 def test_after_grace_an_endpoint_expires_and_a_new_join_waits() -> None:
