@@ -1,0 +1,213 @@
+"""The Homeroom signaling wire protocol, version 1: every event's payload as a pydantic model.
+
+This module is the protocol's single definition; docs/protocol.md is checked against it by
+tests/test_protocol_doc.py. Client events are answered through the socket.io ack with
+``{"ok": true, ...}`` or ``{"error": <code>, "detail": <text>}``.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+
+from rooms.ids import PseudonymStr
+
+PROTOCOL_VERSION = 1
+#: Largest accepted payload of one event, in bytes of JSON (an SDP is a few KB).
+MAX_EVENT_BYTES = 64 * 1024
+
+Token = Annotated[str, StringConstraints(min_length=16, max_length=4096)]
+EndpointStr = Annotated[str, StringConstraints(pattern=r"^e-[A-Za-z0-9_-]{4,32}$")]
+
+
+class Message(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# --- connecting -------------------------------------------------------------------------
+
+
+class ConnectAuth(Message):
+    """The socket.io ``auth`` object: a link token for a new endpoint, or a resume credential."""
+
+    v: Literal[1]
+    token: Token | None = None
+    resume: Token | None = None
+
+    @model_validator(mode="after")
+    def _one_of(self) -> ConnectAuth:
+        if (self.token is None) == (self.resume is None):
+            raise ValueError("give exactly one of token or resume")
+        return self
+
+
+# --- client -> server -------------------------------------------------------------------
+
+
+class Empty(Message):
+    pass
+
+
+class Target(Message):
+    attendee: PseudonymStr
+
+
+class LockMute(Message):
+    attendee: PseudonymStr
+    locked: bool
+
+
+class Lock(Message):
+    locked: bool
+
+
+class AutoReadmit(Message):
+    enabled: bool
+
+
+class Attach(Message):
+    token: Token
+
+
+class Mark(Message):
+    attendee: PseudonymStr
+    present: bool
+
+
+class Modality(Message):
+    modality: Literal["video", "audio"]
+
+
+class SessionDescription(Message):
+    type: Literal["offer", "answer", "rollback"]
+    sdp: Annotated[str, StringConstraints(max_length=48 * 1024)] = ""
+
+
+class IceCandidate(Message):
+    """An RTCIceCandidateInit, field names as WebRTC spells them."""
+
+    candidate: Annotated[str, StringConstraints(max_length=1024)]
+    sdpMid: Annotated[str, StringConstraints(max_length=64)] | None = None
+    sdpMLineIndex: int | None = Field(default=None, ge=0, le=64)
+    usernameFragment: Annotated[str, StringConstraints(max_length=256)] | None = None
+
+
+class Signal(Message):
+    """An SDP description or an ICE candidate for one other endpoint of the call."""
+
+    to: EndpointStr
+    description: SessionDescription | None = None
+    candidate: IceCandidate | None = None
+
+    @model_validator(mode="after")
+    def _one_of(self) -> Signal:
+        if (self.description is None) == (self.candidate is None):
+            raise ValueError("give exactly one of description or candidate")
+        return self
+
+
+#: Every client event and its payload model. Unknown events get ``invalid_message``.
+CLIENT_EVENTS: dict[str, type[Message]] = {
+    "signal": Signal,
+    "admit": Target,
+    "deny": Target,
+    "remove": Target,
+    "mute": Target,
+    "unmute": Target,
+    "mute_all": Empty,
+    "lock_mute": LockMute,
+    "ask_unmute": Empty,
+    "lock": Lock,
+    "auto_readmit": AutoReadmit,
+    "end": Empty,
+    "attach": Attach,
+    "detach": Target,
+    "mark": Mark,
+    "modality": Modality,
+    "leave": Empty,
+}
+
+
+# --- server -> client -------------------------------------------------------------------
+
+
+class AttendeeView(Message):
+    attendee: str
+    role: str
+    status: str  # waiting | admitted | absent
+    muted: bool
+    clinician_muted: bool
+    mute_locked: bool
+    unmute_requested: bool
+    attached: bool
+    attested: bool
+
+
+class EndpointView(Message):
+    endpoint: str
+    connected: bool
+    attendees: list[AttendeeView]
+
+
+class Welcome(Message):
+    """First event after a successful connect."""
+
+    v: int = PROTOCOL_VERSION
+    session: str
+    kind: str
+    endpoint: str
+    attendees: list[str]
+    role: str
+    resume: str
+    resumed: bool
+    #: RTCPeerConnection's iceServers; empty by default: nothing contacts a third party.
+    ice_servers: list[dict[str, Any]]
+    #: Whom to negotiate media with: "peer" (a mesh of endpoints) or "server" (forwarding unit).
+    target: Literal["peer", "server"]
+
+
+class Room(Message):
+    """The session as this endpoint may see it. Sent after every change; replaces the last one.
+
+    Waiting endpoints see only themselves. Admitted endpoints see every admitted endpoint;
+    clinicians also see the waiting room. For each pair of admitted endpoints, the one whose id
+    sorts first is the *polite* peer of perfect negotiation.
+    """
+
+    version: int
+    status: str
+    locked: bool
+    you: str
+    admitted: bool
+    endpoints: list[EndpointView]
+    waiting: list[EndpointView] = []
+
+
+class SignalRelay(Message):
+    """A Signal from another endpoint, with ``from`` in place of ``to``."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    sender: str = Field(alias="from")
+    description: SessionDescription | None = None
+    candidate: IceCandidate | None = None
+
+
+class Bye(Message):
+    """The server is about to close this endpoint's connection, and why."""
+
+    reason: Literal["removed", "denied", "ended", "left", "replaced", "expired"]
+    detail: str = ""
+
+
+SERVER_EVENTS: dict[str, type[Message]] = {
+    "welcome": Welcome,
+    "room": Room,
+    "signal": SignalRelay,
+    "bye": Bye,
+}
+
+
+def ok(**fields: Any) -> dict[str, Any]:
+    return {"ok": True, **fields}
