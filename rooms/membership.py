@@ -6,6 +6,7 @@ events that record the change; the store writes both atomically. Raising changes
 
 from __future__ import annotations
 
+import hmac
 from datetime import timedelta
 
 from rooms import lifecycle
@@ -17,6 +18,7 @@ from rooms.errors import (
     NotAuthorized,
     SessionFull,
     SessionLocked,
+    TokenInvalid,
     TokenRevoked,
 )
 from rooms.ids import AttendeeId, EndpointId
@@ -31,6 +33,7 @@ def join(
     endpoint: EndpointId,
     attendee: AttendeeId,
     connection: str | None = None,
+    resume_hash: str | None = None,
 ) -> list[LedgerEvent]:
     """A new endpoint arrives with one verified attendee.
 
@@ -57,6 +60,7 @@ def join(
         seats={attendee: Seat(status=SeatStatus.WAITING)},
         joined_at=ctx.now,
         connection=connection,
+        resume_hash=resume_hash,
     )
     events = lifecycle.open_if_scheduled(state, ctx)
     events.append(emit(state, ctx, EventKind.WAITING, attendee=attendee, endpoint=endpoint))
@@ -159,14 +163,20 @@ def resume(
     endpoint: EndpointId,
     grace: timedelta,
     connection: str | None = None,
+    proof: tuple[str, str] | None = None,
 ) -> list[LedgerEvent]:
     """A dropped endpoint is back within the grace window: same seats, same admission.
 
     A client may come back before the server noticed the old connection die: then the new
     connection takes the endpoint over and presence simply continues (``takeover``).
+    ``proof`` is (hash of the credential presented, hash of the next credential).
     """
     require_active(state)
     found = _endpoint(state, endpoint)
+    if proof is not None:
+        if found.resume_hash is None or not hmac.compare_digest(found.resume_hash, proof[0]):
+            raise TokenInvalid("this resume credential is not valid")
+        found.resume_hash = proof[1]
     takeover = found.connected
     if not takeover:
         assert found.disconnected_at is not None

@@ -17,6 +17,7 @@ from rooms.errors import (
     NotOnRoster,
     SessionFull,
     SessionLocked,
+    TokenInvalid,
     TokenRevoked,
 )
 from rooms.ids import AttendeeId, EndpointId
@@ -117,6 +118,13 @@ def test_resume_before_the_old_connection_closed_takes_the_endpoint_over() -> No
     state.endpoints[E2].connection = "conn-1"
     events = membership.resume(state, ctx(5), E2, GRACE, "conn-2")
     assert kinds(events) == ["resumed"] and events[0].data["takeover"] is True
+    # A resume credential must match, and is rotated by each resume.
+    state.endpoints[E2].resume_hash = "h1"
+    unchanged(
+        state, lambda: membership.resume(state, ctx(5), E2, GRACE, "c", ("bad", "h2")), TokenInvalid
+    )
+    membership.resume(state, ctx(5), E2, GRACE, "conn-2", ("h1", "h2"))
+    assert state.endpoints[E2].resume_hash == "h2"
     # The old connection's close arrives late: it is stale and changes nothing.
     unchanged(state, lambda: membership.disconnect(state, ctx(6), E2, "conn-1"), InvalidTransition)
     assert kinds(membership.disconnect(state, ctx(7), E2, "conn-2")) == ["disconnected"]
