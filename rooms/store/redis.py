@@ -51,6 +51,10 @@ class RedisStore(SessionStore):
     the last document this process saw of each session is cached (a stale cache only costs a
     failed compare-and-set, whose reply carries the current document), and writers of one
     session in this process queue on a lock instead of racing each other.
+
+    Every write carries a token stored beside the document, so when the client re-sends a
+    command whose reply was lost, the compare-and-set it then fails is recognised as its own
+    commit rather than re-applied. ``client`` must decode responses.
     """
 
     def __init__(
@@ -64,6 +68,8 @@ class RedisStore(SessionStore):
     ) -> None:
         if ended_ttl_seconds < 1:
             raise ValueError("ended_ttl_seconds must be at least 1")
+        if not client.connection_pool.connection_kwargs.get("decode_responses"):
+            raise ValueError("the Redis client must be created with decode_responses=True")
         self._redis = client
         self._prefix = prefix
         self._ttl = str(ended_ttl_seconds)

@@ -1,0 +1,369 @@
+"""The store contract, run against the embedded store and a real Redis alike."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from redis.asyncio import Redis
+
+from rooms.errors import (
+    HomeroomError,
+    SessionExists,
+    SessionFull,
+    SessionLocked,
+    SessionNotFound,
+    StoreUnavailable,
+)
+from rooms.ids import AttendeeId, NodeId, SessionId, new_session_id
+from rooms.kinds import CareFunction, GroupPurpose, Role, SessionKind
+from rooms.ledger import Ctx, EventKind, LedgerEvent, emit
+from rooms.roster import RosterEntry
+from rooms.service import CreateSession, Rooms
+from rooms.session import SessionSpec, SessionStatus
+from rooms.state import SessionState
+from rooms.store import MemoryStore, Mutation, SessionStore, open_store
+from tests.redis_server import RedisServer, free_port
+
+T0 = datetime(2026, 11, 2, 15, 0, tzinfo=UTC)
+CTX = Ctx(now=T0, node=NodeId("n-test"))
+
+
+def new_state(starts_at: datetime = T0) -> SessionState:
+    spec = SessionSpec(
+        id=new_session_id(),
+        kind=SessionKind.GROUP,
+        roster=(
+            RosterEntry(attendee="c-1", role=Role.CLINICIAN, function=CareFunction.FACILITATOR),
+            RosterEntry(attendee="p-1", role=Role.PATIENT),
+        ),
+        starts_at=starts_at,
+        planned_minutes=60,
+        capacity=12,
+        purpose=GroupPurpose.THERAPY_GROUP,
+        created_by="c-1",
+        created_at=T0,
+    )
+    return SessionState(spec=spec)
+
+
+async def created(store: SessionStore, starts_at: datetime = T0) -> SessionState:
+    state = new_state(starts_at)
+    await store.create(state, [emit(state, CTX, EventKind.SESSION_CREATED, actor="c-1")])
+    return state
+
+
+# Small stand-ins for domain operations: each mutates its copy and records what it did.
+
+
+def arrive(attendee: str) -> Mutation:
+    def change(state: SessionState) -> list[LedgerEvent]:
+        state.attendee(AttendeeId(attendee))
+        return [emit(state, CTX, EventKind.WAITING, attendee=AttendeeId(attendee))]
+
+    return change
+
+
+def take_seat(attendee: str, capacity: int) -> Mutation:
+    def change(state: SessionState) -> list[LedgerEvent]:
+        if len(state.attendees) >= capacity:
+            raise SessionFull("no seat left")
+        return arrive(attendee)(state)
+
+    return change
+
+
+def lock_then_refuse(state: SessionState) -> list[LedgerEvent]:
+    """Changes its copy thoroughly, then refuses: none of it may reach the store."""
+    state.locked = True
+    arrive("p-9")(state)
+    emit(state, CTX, EventKind.SESSION_LOCKED)
+    raise SessionLocked("refused after mutating")
+
+
+def end(state: SessionState) -> list[LedgerEvent]:
+    state.status = SessionStatus.ENDED
+    state.ended_at = CTX.now
+    return [emit(state, CTX, EventKind.SESSION_ENDED)]
+
+
+def seqs(events: list[LedgerEvent]) -> list[int]:
+    return [e.seq for e in events]
+
+
+async def test_open_store_without_url_is_embedded() -> None:
+    assert isinstance(open_store(None), MemoryStore)
+
+
+async def test_create_then_get_roundtrip(store: SessionStore) -> None:
+    state = await created(store)
+    assert await store.get(state.spec.id) == state
+    assert [e.kind for e in await store.events(state.spec.id)] == [EventKind.SESSION_CREATED]
+
+
+async def test_rooms_create_session_stores_session(store: SessionStore) -> None:
+    rooms = Rooms(store, node=NodeId("n-test"))
+    roster = [
+        RosterEntry(attendee="c-1", role=Role.CLINICIAN),
+        RosterEntry(attendee="p-1", role=Role.PATIENT),
+    ]
+    request = CreateSession(kind=SessionKind.INDIVIDUAL, roster=roster, starts_at=T0)
+    state = await rooms.create_session(request, created_by="c-1")
+    assert await rooms.get_session(state.spec.id) == state
+    assert seqs(await rooms.events(state.spec.id)) == [1]
+
+
+async def test_create_twice_raises_session_exists(store: SessionStore) -> None:
+    state = await created(store)
+    again = state.model_copy(update={"locked": True})
+    with pytest.raises(SessionExists):
+        await store.create(again, [emit(again, CTX, EventKind.SESSION_CREATED)])
+    assert await store.get(state.spec.id) == state
+    assert seqs(await store.events(state.spec.id)) == [1]
+
+
+async def test_unknown_session_is_not_found(store: SessionStore) -> None:
+    unknown = SessionId("s-nobody")
+    with pytest.raises(SessionNotFound):
+        await store.get(unknown)
+    with pytest.raises(SessionNotFound):
+        await store.transact(unknown, arrive("p-1"))
+    assert await store.events(unknown) == []
+
+
+async def test_transact_commits_state_and_events_and_bumps_version(store: SessionStore) -> None:
+    sid = (await created(store)).spec.id
+    state, events = await store.transact(sid, arrive("p-1"))
+    assert state.version == 1
+    assert AttendeeId("p-1") in state.attendees
+    assert [(e.seq, e.kind) for e in events] == [(2, EventKind.WAITING)]
+    assert await store.get(sid) == state
+    assert (await store.events(sid))[1:] == events
+    state, _ = await store.transact(sid, arrive("p-2"))
+    assert state.version == 2
+    assert (await store.get(sid)).version == 2
+
+
+async def test_refused_change_changes_nothing(store: SessionStore) -> None:
+    sid = (await created(store)).spec.id
+    await store.transact(sid, arrive("p-1"))
+    before, ledger = await store.get(sid), await store.events(sid)
+    with pytest.raises(SessionLocked):
+        await store.transact(sid, lock_then_refuse)
+    assert await store.get(sid) == before
+    assert await store.events(sid) == ledger
+    state, events = await store.transact(sid, arrive("p-2"))
+    assert state.version == before.version + 1
+    assert seqs(events) == [before.seq + 1]
+
+
+async def test_events_after_seq(store: SessionStore) -> None:
+    sid = (await created(store)).spec.id
+
+    def three(state: SessionState) -> list[LedgerEvent]:
+        return [e for a in ("p-1", "p-2", "p-3") for e in arrive(a)(state)]
+
+    await store.transact(sid, three)
+    await store.transact(sid, arrive("p-4"))
+    assert seqs(await store.events(sid)) == [1, 2, 3, 4, 5]
+    assert seqs(await store.events(sid, after_seq=0)) == [1, 2, 3, 4, 5]
+    assert seqs(await store.events(sid, after_seq=2)) == [3, 4, 5]
+    assert seqs(await store.events(sid, after_seq=4)) == [5]
+    assert await store.events(sid, after_seq=5) == []
+    assert await store.events(sid, after_seq=99) == []
+
+
+async def test_long_ledger_tail_reads_across_pages(store: SessionStore) -> None:
+    sid = (await created(store)).spec.id
+
+    def many(state: SessionState) -> list[LedgerEvent]:
+        return [emit(state, CTX, EventKind.MODALITY, modality="audio") for _ in range(600)]
+
+    await store.transact(sid, many)
+    assert seqs(await store.events(sid, after_seq=1)) == list(range(2, 602))
+    assert seqs(await store.events(sid, after_seq=550)) == list(range(551, 602))
+
+
+async def test_sessions_starting_orders_by_start_within_bounds(store: SessionStore) -> None:
+    hour = timedelta(hours=1)
+    at = {n: (await created(store, T0 + n * hour)).spec.id for n in (3, 0, 2, 1)}
+    assert await store.sessions_starting(T0 - hour, T0 + 10 * hour) == [at[0], at[1], at[2], at[3]]
+    assert await store.sessions_starting(T0 + hour, T0 + 3 * hour) == [at[1], at[2]]
+    assert await store.sessions_starting(T0, T0 + hour) == [at[0]]
+    assert await store.sessions_starting(T0 + hour, T0 + hour) == []
+    assert await store.sessions_starting(T0 + 4 * hour, T0 + 5 * hour) == []
+    just_after = T0 + timedelta(microseconds=1)
+    assert await store.sessions_starting(just_after, T0 + hour) == []
+
+
+async def test_ended_session_stays_readable(store: SessionStore) -> None:
+    sid = (await created(store)).spec.id
+    state, _ = await store.transact(sid, end)
+    assert (await store.get(sid)).status is SessionStatus.ENDED
+    assert await store.get(sid) == state
+
+
+async def test_ping(store: SessionStore) -> None:
+    await store.ping()
+
+
+async def test_concurrent_transacts_all_land(store: SessionStore) -> None:
+    sid = (await created(store)).spec.id
+    results = await asyncio.gather(*(store.transact(sid, arrive(f"p-{n}")) for n in range(50)))
+    await _assert_all_landed(store, sid, results, 50)
+
+
+async def test_capacity_race_admits_exactly_capacity(store: SessionStore) -> None:
+    sid = (await created(store)).spec.id
+    await _capacity_race(sid, [store], racers=30, capacity=12)
+    await _assert_ledger_matches(store, sid, 12)
+
+
+async def test_concurrent_transacts_across_clients(
+    store_pair: tuple[SessionStore, SessionStore],
+) -> None:
+    first, second = store_pair
+    sid = (await created(first)).spec.id
+    racers = [(first, second)[n % 2].transact(sid, arrive(f"p-{n}")) for n in range(50)]
+    results = await asyncio.gather(*racers)
+    await _assert_all_landed(second, sid, results, 50)
+    assert await first.get(sid) == await second.get(sid)
+
+
+async def test_capacity_race_across_clients(
+    store_pair: tuple[SessionStore, SessionStore],
+) -> None:
+    first, second = store_pair
+    sid = (await created(first)).spec.id
+    await _capacity_race(sid, list(store_pair), racers=30, capacity=12)
+    await _assert_ledger_matches(second, sid, 12)
+
+
+async def test_change_is_refused_only_by_current_state(
+    store_pair: tuple[SessionStore, SessionStore],
+) -> None:
+    """A client that last saw the session before another client changed it must not refuse
+    a change on its outdated view."""
+    first, second = store_pair
+    sid = (await created(first)).spec.id
+    await first.transact(sid, arrive("p-1"))  # first has now seen version 1
+    await second.transact(sid, arrive("p-2"))
+
+    def needs_p2(state: SessionState) -> list[LedgerEvent]:
+        if AttendeeId("p-2") not in state.attendees:
+            raise SessionLocked("p-2 has not arrived")
+        return arrive("p-3")(state)
+
+    state, events = await first.transact(sid, needs_p2)
+    assert state.version == 3
+    assert seqs(events) == [4]
+
+
+async def _capacity_race(
+    sid: SessionId, clients: list[SessionStore], *, racers: int, capacity: int
+) -> None:
+    changes = [
+        clients[n % len(clients)].transact(sid, take_seat(f"p-{n}", capacity))
+        for n in range(racers)
+    ]
+    outcomes = await asyncio.gather(*changes, return_exceptions=True)
+    won = [o for o in outcomes if isinstance(o, tuple)]
+    refused = [o for o in outcomes if isinstance(o, HomeroomError)]
+    assert len(won) == capacity
+    assert len(refused) == racers - capacity
+    assert all(isinstance(o, SessionFull) for o in refused)
+    assert len((await clients[0].get(sid)).attendees) == capacity
+
+
+async def _assert_all_landed(
+    store: SessionStore,
+    sid: SessionId,
+    results: list[tuple[SessionState, list[LedgerEvent]]],
+    count: int,
+) -> None:
+    assert sorted(state.version for state, _ in results) == list(range(1, count + 1))
+    committed = sorted(e.seq for _, events in results for e in events)
+    assert committed == list(range(2, count + 2))
+    final = await store.get(sid)
+    assert final.version == count
+    assert len(final.attendees) == count
+    await _assert_ledger_matches(store, sid, count)
+
+
+async def _assert_ledger_matches(store: SessionStore, sid: SessionId, changes: int) -> None:
+    """One event per committed change, seqs unique and contiguous, ending at the state's seq."""
+    ledger = await store.events(sid)
+    assert seqs(ledger) == list(range(1, changes + 2))
+    assert (await store.get(sid)).seq == changes + 1
+    arrived = {e.attendee for e in ledger if e.kind is EventKind.WAITING}
+    assert arrived == set((await store.get(sid)).attendees)
+
+
+# Backend-specific guarantees.
+
+
+async def test_memory_forgets_ended_state_after_ttl_but_keeps_ledger() -> None:
+    now = [0.0]
+    clock: Callable[[], float] = lambda: now[0]  # noqa: E731 -- a settable clock
+    store = MemoryStore(ended_ttl_seconds=60, clock=clock)
+    sid = (await created(store)).spec.id
+    await store.transact(sid, end)
+    now[0] = 59.0
+    assert (await store.get(sid)).status is SessionStatus.ENDED
+    now[0] = 60.0
+    with pytest.raises(SessionNotFound):
+        await store.get(sid)
+    assert seqs(await store.events(sid)) == [1, 2]
+
+
+async def test_redis_expires_ended_state_but_never_the_ledger(
+    redis_store: SessionStore, redis_url: str, redis_prefix: str
+) -> None:
+    client = Redis.from_url(redis_url)
+    try:
+        sid = (await created(redis_store)).spec.id
+        await redis_store.transact(sid, arrive("p-1"))
+        state_key, stream_key = f"{redis_prefix}:s:{sid}", f"{redis_prefix}:s:{sid}:ev"
+        assert await client.ttl(state_key) == -1  # live sessions never expire
+        await redis_store.transact(sid, end)
+        assert 0 < await client.ttl(state_key) <= 7 * 86400
+        assert await client.ttl(stream_key) == -1
+        assert await client.xlen(stream_key) == 3
+    finally:
+        await client.aclose()
+
+
+async def test_unreachable_redis_raises_store_unavailable() -> None:
+    store = open_store(f"redis://127.0.0.1:{free_port()}/0")
+    try:
+        with pytest.raises(StoreUnavailable):
+            await store.ping()
+        with pytest.raises(StoreUnavailable):
+            await store.get(SessionId("s-any"))
+    finally:
+        await store.close()
+
+
+async def test_ledger_and_state_survive_a_redis_crash(
+    redis_server: RedisServer, redis_prefix: str
+) -> None:
+    """Killed without warning, Redis comes back from its append-only file with every
+    acknowledged change; the same client reconnects and reloads its script."""
+    assert redis_server.appendfsync == "always"
+    store = open_store(redis_server.url, prefix=redis_prefix)
+    try:
+        sid = (await created(store)).spec.id
+        for n in range(20):
+            state, _ = await store.transact(sid, arrive(f"p-{n}"))
+        ledger = await store.events(sid)
+        redis_server.restart(kill=True)
+        assert await store.get(sid) == state
+        assert await store.events(sid) == ledger
+        assert seqs(ledger) == list(range(1, 22))
+        after, events = await store.transact(sid, arrive("p-20"))
+        assert after.version == 21
+        assert seqs(events) == [22]
+    finally:
+        await store.close()
