@@ -1,0 +1,157 @@
+"""structlog set-up: JSON lines in deployment, console in development, never patient data.
+
+Attendance logs are 42 CFR Part 2 / HIPAA records, so every event passes :func:`redact_pii`
+before it is rendered: keys that name a person's identifying details are masked, and string
+values that look like an e-mail address or a phone number are masked wherever they appear.
+Standard-library records (aiohttp's own errors) go through the same chain.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import sys
+from collections.abc import Mapping, MutableMapping
+from typing import Any, Literal, TextIO
+
+import structlog
+from structlog.typing import EventDict, Processor, WrappedLogger
+
+LogFormat = Literal["json", "console"]
+
+#: What a masked value becomes: the key stays, so a reader sees that something was withheld.
+REDACTED = "[redacted]"
+
+#: Keys that identify a person (or their program, which under 42 CFR Part 2 discloses a
+#: substance-use diagnosis). Matched case-insensitively, with "-" read as "_".
+DENIED_KEYS = frozenset(
+    {
+        "name",
+        "display_name",
+        "first_name",
+        "last_name",
+        "full_name",
+        "given_name",
+        "family_name",
+        "nickname",
+        "phone",
+        "phone_number",
+        "mobile",
+        "telephone",
+        "email",
+        "e_mail",
+        "email_address",
+        "address",
+        "street",
+        "zip",
+        "postal_code",
+        "dob",
+        "birth_date",
+        "date_of_birth",
+        "ssn",
+        "mrn",
+        "program",
+        "program_name",
+        "diagnosis",
+        "ip",
+        "remote",
+        "remote_addr",
+        "user_agent",
+    }
+)
+#: A key ending in one of these (``patient_name``, ``guardian_phone``) is denied too.
+_DENIED_SUFFIXES = ("_name", "_phone", "_email", "_address", "_dob")
+
+_EMAIL_RE = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
+# A run of digits and phone punctuation; _looks_like_phone decides on the digit count.
+_PHONE_CANDIDATE_RE = re.compile(r"(?<![\w.:/-])\+?\(?\d[\d\s().-]{5,}\d(?![\w.:/-])")
+_DATE_RE = re.compile(r"\d{4}-\d{1,2}-\d{1,2}")
+_IPV4_RE = re.compile(r"\d{1,3}(?:\.\d{1,3}){3}")
+
+
+def is_denied_key(key: str) -> bool:
+    """True when a log key names patient-identifying data."""
+    norm = key.lower().replace("-", "_")
+    return norm in DENIED_KEYS or norm.endswith(_DENIED_SUFFIXES)
+
+
+def redact_text(text: str) -> str:
+    """Mask e-mail addresses and phone numbers inside free text."""
+    text = _EMAIL_RE.sub(REDACTED, text)
+    return _PHONE_CANDIDATE_RE.sub(_mask_phone, text)
+
+
+def redact_pii(_logger: WrappedLogger, _method: str, event_dict: EventDict) -> EventDict:
+    """structlog processor: mask identifying keys and identifying-looking values."""
+    return _redact_mapping(event_dict)
+
+
+def configure_logging(
+    fmt: LogFormat = "console", *, level: str = "info", stream: TextIO | None = None
+) -> None:
+    """Configure structlog and the standard library to render through one redacting chain."""
+    out = stream if stream is not None else sys.stdout
+    shared: list[Processor] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.processors.add_log_level,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+    ]
+    if fmt == "json":
+        # Tracebacks become text before redaction, so an exception message is masked too.
+        shared.append(structlog.processors.format_exc_info)
+    shared.append(redact_pii)
+    renderer: Processor = (
+        structlog.processors.JSONRenderer()
+        if fmt == "json"
+        else structlog.dev.ConsoleRenderer(colors=False)
+    )
+    structlog.configure(
+        processors=[*shared, renderer],
+        wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level.upper())),
+        logger_factory=structlog.PrintLoggerFactory(file=out),
+        cache_logger_on_first_use=False,
+    )
+    _route_stdlib(shared, renderer, out, level)
+
+
+def _route_stdlib(shared: list[Processor], renderer: Processor, out: TextIO, level: str) -> None:
+    handler = logging.StreamHandler(out)
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            foreign_pre_chain=[structlog.stdlib.add_logger_name, *shared],
+            processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
+        )
+    )
+    root = logging.getLogger()
+    for old in list(root.handlers):
+        root.removeHandler(old)
+    root.addHandler(handler)
+    root.setLevel(level.upper())
+
+
+def _redact_mapping(data: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+    for key, value in data.items():
+        data[key] = REDACTED if is_denied_key(key) else _redact_value(value)
+    return data
+
+
+def _redact_value(value: Any) -> Any:
+    if isinstance(value, str):
+        return redact_text(value)
+    if isinstance(value, Mapping):
+        return _redact_mapping(dict(value))
+    if isinstance(value, list | tuple | set | frozenset):
+        return [_redact_value(v) for v in value]
+    return value
+
+
+def _mask_phone(match: re.Match[str]) -> str:
+    return REDACTED if _looks_like_phone(match.group()) else match.group()
+
+
+def _looks_like_phone(candidate: str) -> bool:
+    digits = sum(c.isdigit() for c in candidate)
+    if not 7 <= digits <= 15 or _DATE_RE.search(candidate) or _IPV4_RE.fullmatch(candidate):
+        return False
+    # A bare 7-9 digit number is more likely a count or an id than a phone number.
+    return digits >= 10 or candidate.startswith("+") or not candidate.isdigit()

@@ -1,0 +1,175 @@
+"""Settings from environment variables (prefix ``HOMEROOM_``) and an optional ``.env`` file."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import socket
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+)
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+ENV_PREFIX = "HOMEROOM_"
+#: Bytes of a signing secret: HS256 wants a key at least as long as its 256-bit output.
+MIN_SECRET_BYTES = 32
+#: Hosts that mean "every interface": a browser cannot open a link to them.
+_WILDCARD_HOSTS = frozenset({"0.0.0.0", "::", ""})
+
+
+class IceServer(BaseModel):
+    """One RTCIceServer entry as the browser expects it."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    urls: str | list[str]
+    username: str | None = None
+    credential: str | None = None
+
+
+class Settings(BaseSettings):
+    """Everything a Homeroom process reads from its environment. Field order matters:
+    defaults computed from other fields (public URL, secret, log format) come after them."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        env_file=".env",
+        extra="ignore",
+        # An empty variable means "unset", so `HOMEROOM_SECRET=` falls back to the default.
+        env_ignore_empty=True,
+        populate_by_name=True,
+        frozen=True,
+    )
+
+    env: Literal["development", "production"] = "development"
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=1, le=65535)
+    public_url: str = Field(default_factory=lambda data: _default_public_url(data))
+    var_dir: Path = Path("var")
+    secret: SecretStr = Field(default_factory=lambda data: _development_secret(data["var_dir"]))
+    # The conventional name, shared with other tools: no HOMEROOM_ prefix.
+    redis_url: str | None = Field(default=None, validation_alias=AliasChoices("REDIS_URL"))
+    timezone: str = "America/New_York"
+    reconnect_grace_seconds: float = Field(default=30, ge=0, le=3600)
+    group_capacity: int = Field(default=12, ge=1, le=200)
+    link_lead_minutes: int = Field(default=30, ge=0, le=7 * 24 * 60)
+    link_trail_minutes: int = Field(default=60, ge=0, le=7 * 24 * 60)
+    # Empty: nothing in the default configuration contacts a third party.
+    ice_servers: list[IceServer] = []
+    log_format: Literal["json", "console"] = Field(
+        default_factory=lambda data: "json" if data.get("env") == "production" else "console"
+    )
+    node_id: str = Field(default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}")
+
+    @field_validator("public_url")
+    @classmethod
+    def _check_public_url(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise ValueError("must be an http:// or https:// URL")
+        if parts.query or parts.fragment:
+            raise ValueError("must not carry a query or fragment")
+        return value.rstrip("/")
+
+    @field_validator("secret")
+    @classmethod
+    def _check_secret(cls, value: SecretStr) -> SecretStr:
+        if len(value.get_secret_value().encode()) < MIN_SECRET_BYTES:
+            raise ValueError(f"must be at least {MIN_SECRET_BYTES} bytes")
+        return value
+
+    @field_validator("redis_url")
+    @classmethod
+    def _check_redis_url(cls, value: str | None) -> str | None:
+        if value is not None and urlsplit(value).scheme not in ("redis", "rediss", "unix"):
+            raise ValueError("must start with redis://, rediss:// or unix://")
+        return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _check_timezone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError("must be an IANA time zone name such as America/New_York") from None
+        return value
+
+    @property
+    def tz(self) -> ZoneInfo:
+        """The program's time zone (dates of service are counted in it)."""
+        return ZoneInfo(self.timezone)
+
+    @property
+    def signing_secret(self) -> str:
+        return self.secret.get_secret_value()
+
+
+class SettingsError(SystemExit):
+    """Invalid settings: exits the process with one line per variable at fault."""
+
+
+def load_settings(env_file: str | Path | None = ".env", **overrides: Any) -> Settings:
+    """Read the settings, turning a validation failure into a message naming each variable.
+
+    ``overrides`` (e.g. command-line ``--port``) take precedence over the environment.
+    """
+    try:
+        return Settings(_env_file=env_file, **overrides)
+    except ValidationError as exc:
+        raise SettingsError(format_errors(exc)) from None
+
+
+def format_errors(exc: ValidationError) -> str:
+    """``error: invalid_settings: HOMEROOM_PORT: Input should be a valid integer; ...``."""
+    problems = [
+        f"{env_name(err['loc'])}: {err['msg'].removeprefix('Value error, ')}"
+        for err in exc.errors()
+        # A default computed from a field that failed says nothing new.
+        if err["type"] != "default_factory_not_called"
+    ]
+    return "error: invalid_settings: " + "; ".join(problems)
+
+
+def env_name(loc: tuple[int | str, ...]) -> str:
+    """The environment variable behind a validation error location."""
+    field = str(loc[0]) if loc else "?"
+    if field.upper() == "REDIS_URL":
+        return "REDIS_URL"
+    path = "".join(f"[{part}]" for part in loc[1:])
+    return f"{ENV_PREFIX}{field.upper()}{path}"
+
+
+def _default_public_url(data: dict[str, Any]) -> str:
+    host = data.get("host", "127.0.0.1")
+    if host in _WILDCARD_HOSTS:
+        host = "127.0.0.1"
+    elif ":" in host:
+        host = f"[{host}]"
+    return f"http://{host}:{data.get('port', 8080)}"
+
+
+def _development_secret(var_dir: Path) -> SecretStr:
+    """A secret generated once and kept in ``var_dir/secret`` so links survive restarts."""
+    path = var_dir / "secret"
+    if not path.exists():
+        var_dir.mkdir(parents=True, exist_ok=True)
+        # O_EXCL: two processes starting at once must not overwrite each other's secret.
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            pass
+        else:
+            with os.fdopen(fd, "w") as out:
+                out.write(secrets.token_hex(32) + "\n")
+    return SecretStr(path.read_text().strip())
