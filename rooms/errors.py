@@ -113,6 +113,13 @@ class WrongSession(HomeroomError):
     http_status = 403
 
 
+class ResumeExpired(HomeroomError):
+    """The reconnect grace window has passed (or the endpoint is gone): join again."""
+
+    code = "resume_expired"
+    http_status = 409
+
+
 class StoreUnavailable(HomeroomError):
     code = "store_unavailable"
     http_status = 503

@@ -16,6 +16,7 @@ from rooms.errors import (
     EndpointNotFound,
     InvalidTransition,
     NotAuthorized,
+    ResumeExpired,
     SessionFull,
     SessionLocked,
     TokenInvalid,
@@ -181,7 +182,7 @@ def resume(
     if not takeover:
         assert found.disconnected_at is not None
         if ctx.now - found.disconnected_at > grace:
-            raise InvalidTransition("the reconnect grace window has passed: join again")
+            raise ResumeExpired("the reconnect grace window has passed: join again")
     found.connected = True
     found.disconnected_at = None
     found.node = ctx.node

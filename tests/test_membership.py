@@ -15,6 +15,7 @@ from rooms.errors import (
     InvalidTransition,
     NotAuthorized,
     NotOnRoster,
+    ResumeExpired,
     SessionFull,
     SessionLocked,
     TokenInvalid,
@@ -134,7 +135,7 @@ def test_after_grace_an_endpoint_expires_and_a_new_join_waits() -> None:
     state = in_call()
     membership.disconnect(state, ctx(10), E2)
     late = ctx(10.6)
-    unchanged(state, lambda: membership.resume(state, late, E2, GRACE), InvalidTransition)
+    unchanged(state, lambda: membership.resume(state, late, E2, GRACE), ResumeExpired)
     unchanged(state, lambda: membership.expire(state, ctx(10.2), E2, GRACE), InvalidTransition)
     assert membership.expire(state, late, E2, GRACE) == []
     assert E2 not in state.endpoints
