@@ -299,6 +299,20 @@ def mark(
     return [emit(state, ctx, kind, attendee=attendee, endpoint=endpoint, actor=actor)]
 
 
+def report_modality(
+    state: SessionState, ctx: Ctx, endpoint: EndpointId, modality: str
+) -> list[LedgerEvent]:
+    """The endpoint now sends video, or audio only (camera off): billing modifiers differ."""
+    require_active(state)
+    found = _endpoint(state, endpoint)
+    if modality not in ("video", "audio"):
+        raise InvalidTransition("modality is video or audio")
+    if found.modality == modality:
+        raise InvalidTransition(f"the endpoint already sends {modality}")
+    found.modality = modality
+    return [emit(state, ctx, EventKind.MODALITY, endpoint=endpoint, modality=modality)]
+
+
 def _admit_seat(
     state: SessionState,
     ctx: Ctx,

@@ -42,6 +42,8 @@ class EndpointState(BaseModel):
     #: Opaque handle of the transport connection now serving this endpoint, so that the late
     #: close of a connection it was resumed away from is recognized and ignored.
     connection: str | None = None
+    #: What the endpoint sends: "video", or "audio" when the camera is off.
+    modality: str = "video"
     #: SHA-256 of the endpoint's current resume credential (rotated on every resume).
     resume_hash: str | None = None
     #: False between a lost connection and its resume (or expiry after the grace window).

@@ -257,3 +257,19 @@ def test_sequences_are_contiguous() -> None:
     membership.attach(state, ctx(3), E2, P2)
     events = lifecycle.end(state, ctx(60), C)
     assert [e.seq for e in events] == list(range(events[0].seq, state.seq + 1))
+
+
+def test_modality_changes_are_recorded_once() -> None:
+    state = in_call()
+    unchanged(
+        state, lambda: membership.report_modality(state, ctx(), E2, "video"), InvalidTransition
+    )
+    unchanged(
+        state, lambda: membership.report_modality(state, ctx(), E2, "smell"), InvalidTransition
+    )
+    unchanged(
+        state, lambda: membership.report_modality(state, ctx(), E3, "audio"), EndpointNotFound
+    )
+    events = membership.report_modality(state, ctx(4), E2, "audio")
+    assert kinds(events) == ["modality"] and events[0].data == {"modality": "audio"}
+    assert events[0].endpoint == E2 and events[0].attendee is None
