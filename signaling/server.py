@@ -1,0 +1,350 @@
+"""The socket.io signaling server: connections in, domain changes through, room views out.
+
+Handlers only decode a message, call the domain and map the result; the store is the truth
+and this process keeps only handles of its own connections (``Conn``). With a Redis URL,
+python-socketio's AsyncRedisManager fans events out to endpoints connected to other nodes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import secrets
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any, Literal
+
+import socketio
+import structlog
+from pydantic import ValidationError
+
+from rooms import membership
+from rooms.errors import (
+    HomeroomError,
+    InvalidMessage,
+    NotAuthenticated,
+    NotAuthorized,
+    TokenInvalid,
+    WrongSession,
+)
+from rooms.ids import AttendeeId, EndpointId, SessionId, new_endpoint_id
+from rooms.kinds import SessionKind
+from rooms.ledger import EventKind, LedgerEvent
+from rooms.service import Change, Rooms
+from rooms.state import SessionState
+from rooms.tokens import check_not_revoked, verify_link_token
+from signaling import protocol as p
+from signaling.handlers import CHANGES, Conn
+from signaling.views import admitted_endpoints, room_view
+
+log = structlog.get_logger("homeroom.signaling")
+
+_BYE_FOR: dict[EventKind, str] = {EventKind.REMOVED: "removed", EventKind.DENIED: "denied"}
+
+
+@dataclass(frozen=True, slots=True)
+class SignalingConfig:
+    secret: str
+    grace: timedelta
+    ice_servers: list[dict[str, Any]] = field(default_factory=list)
+    redis_url: str | None = None
+
+
+def negotiation_target(kind: SessionKind) -> Literal["peer", "server"]:
+    """Whom an endpoint of ``kind`` negotiates media with: the one seam between peer-to-peer
+    and server-forwarded media. Group sessions (``RULES[kind].server_forwarded``) use the
+    mesh too until the forwarding unit in media/ takes them over."""
+    return "peer"
+
+
+def _digest(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+class SignalingServer:
+    """Owns the AsyncServer and this node's connections."""
+
+    def __init__(self, rooms: Rooms, config: SignalingConfig) -> None:
+        self.rooms = rooms
+        self.config = config
+        manager = (
+            socketio.AsyncRedisManager(config.redis_url, channel="homeroom")
+            if config.redis_url
+            else None
+        )
+        self.sio = socketio.AsyncServer(
+            async_mode="aiohttp",
+            client_manager=manager,
+            transports=["websocket"],
+            # Oversized events get a clear error from _dispatch instead of a dropped socket.
+            max_http_buffer_size=4 * p.MAX_EVENT_BYTES,
+            ping_interval=10,
+            ping_timeout=10,
+            logger=False,
+            engineio_logger=False,
+        )
+        self.local: dict[str, Conn] = {}
+        self.sio.on("connect", self._connect)
+        self.sio.on("disconnect", self._disconnect)
+        self.sio.on("*", self._dispatch)
+
+    def attach(self, app: Any) -> None:
+        self.sio.attach(app)
+
+    def start(self) -> None:
+        """Listen to the other nodes now: a node that never accepted a connection otherwise
+        would not subscribe, and would miss events meant for its future endpoints."""
+        if not self.sio.manager_initialized:
+            self.sio.manager_initialized = True
+            self.sio.manager.initialize()
+
+    # --- connecting ---------------------------------------------------------------------
+
+    async def _connect(self, sid: str, environ: dict[str, Any], auth: Any = None) -> None:
+        try:
+            request = p.ConnectAuth.model_validate(auth or {})
+            if request.token is not None:
+                await self._join(sid, request.token)
+            else:
+                assert request.resume is not None
+                await self._resume(sid, request.resume)
+        except ValidationError as exc:
+            error = InvalidMessage(_describe(exc))
+            raise socketio.exceptions.ConnectionRefusedError(error.code, error.to_wire()) from None
+        except HomeroomError as exc:
+            raise socketio.exceptions.ConnectionRefusedError(exc.code, exc.to_wire()) from None
+
+    async def _join(self, sid: str, token: str) -> Conn:
+        claims = verify_link_token(self.config.secret, token, self.rooms.clock())
+        endpoint, credential = new_endpoint_id(), secrets.token_urlsafe(24)
+
+        def change(state: SessionState, ctx: Any) -> list[LedgerEvent]:
+            check_not_revoked(state, claims)
+            return membership.join(state, ctx, endpoint, claims.attendee, sid, _digest(credential))
+
+        state, events = await self.rooms.apply(claims.session, change)
+        conn = await self._register(sid, state, endpoint, credential, resumed=False)
+        conn.log.info("joined", attendee=claims.attendee, role=str(claims.role))
+        await self._publish(state, events, {}, skip=endpoint)
+        return conn
+
+    async def _resume(self, sid: str, credential: str) -> Conn:
+        session, endpoint, secret = _parse_resume(credential)
+        fresh = secrets.token_urlsafe(24)
+        before: dict[EndpointId, str | None] = {}
+        proof = (_digest(secret), _digest(fresh))
+
+        def change(state: SessionState, ctx: Any) -> list[LedgerEvent]:
+            before.update({e.id: e.connection for e in state.endpoints.values()})
+            return membership.resume(state, ctx, endpoint, self.config.grace, sid, proof)
+
+        state, events = await self.rooms.apply(session, change)
+        old = before.get(endpoint)
+        if old and old != sid:
+            await self._drop(old, "replaced")
+        conn = await self._register(sid, state, endpoint, fresh, resumed=True)
+        conn.log.info("resumed")
+        await self._publish(state, events, {}, skip=endpoint)
+        return conn
+
+    async def _register(
+        self, sid: str, state: SessionState, endpoint: EndpointId, credential: str, *, resumed: bool
+    ) -> Conn:
+        seats = list(state.endpoints[endpoint].seats)
+        spec = state.spec
+        welcome = p.Welcome(
+            session=spec.id,
+            kind=str(spec.kind),
+            endpoint=endpoint,
+            attendees=[str(a) for a in seats],
+            role=str(spec.role_of(seats[0])),
+            resume=f"{spec.id}.{endpoint}.{credential}",
+            resumed=resumed,
+            ice_servers=self.config.ice_servers,
+            target=negotiation_target(spec.kind),
+        )
+        bound = log.bind(session=spec.id, endpoint=endpoint, node=self.rooms.node)
+        conn = Conn(sid, spec.id, endpoint, seats, welcome, bound)
+        self.local[sid] = conn
+        await self.sio.enter_room(sid, _room(endpoint))
+        return conn
+
+    async def _disconnect(self, sid: str, *_: Any) -> None:
+        conn = self.local.pop(sid, None)
+        if conn is None or conn.gone:
+            return
+        try:
+            change = _bind(membership.disconnect, endpoint=conn.endpoint, connection=sid)
+            state, events = await self.rooms.apply(conn.session, change)
+        except HomeroomError as exc:
+            conn.log.debug("disconnect_ignored", code=exc.code)
+            return
+        conn.log.info("disconnected")
+        await self._publish(state, events, {})
+
+    # --- events -------------------------------------------------------------------------
+
+    async def _dispatch(self, event: str, sid: str, *args: Any) -> dict[str, Any]:
+        conn = self.local.get(sid)
+        if conn is None or conn.gone:
+            return NotAuthenticated("connect with a link first").to_wire()
+        try:
+            msg = _decode(event, args)
+            return await self._handle(conn, event, msg)
+        except HomeroomError as exc:
+            conn.log.info("refused", event=event, code=exc.code)
+            return exc.to_wire()
+
+    async def _handle(self, conn: Conn, event: str, msg: p.Message) -> dict[str, Any]:
+        if event == "hello":
+            state = await self.rooms.get_session(conn.session)
+            view = room_view(state, conn.endpoint).model_dump()
+            return p.ok(welcome=conn.welcome.model_dump(), room=view)
+        if event == "signal":
+            assert isinstance(msg, p.Signal)
+            await self._relay(conn, msg)
+            return p.ok()
+        if event == "attach":
+            assert isinstance(msg, p.Attach)
+            change = self._attach_change(conn, msg)
+        elif event == "leave":
+            change = _bind(membership.leave, endpoint=conn.endpoint)
+            conn.gone = True
+        else:
+            change = CHANGES[event](conn, msg)
+        before: dict[EndpointId, str | None] = {}
+        try:
+            state, events = await self.rooms.apply(conn.session, _capturing(change, before))
+        except HomeroomError:
+            conn.gone = False  # a refused leave leaves the endpoint as it was
+            raise
+        # Attach and detach change who is on this device.
+        conn.attendees[:] = _seats(state, conn.endpoint) or conn.attendees
+        conn.log.info("control", event=event, events=len(events))
+        await self._publish(state, events, before)
+        if event == "leave":
+            await self._drop(conn.sid, "left")
+        return p.ok(version=state.version)
+
+    def _attach_change(self, conn: Conn, msg: p.Attach) -> Change:
+        claims = verify_link_token(self.config.secret, msg.token, self.rooms.clock())
+        if claims.session != conn.session:
+            raise WrongSession("that link belongs to a different session")
+
+        def change(state: SessionState, ctx: Any) -> list[LedgerEvent]:
+            check_not_revoked(state, claims)
+            return membership.attach(state, ctx, conn.endpoint, claims.attendee)
+
+        return change
+
+    async def _relay(self, conn: Conn, msg: p.Signal) -> None:
+        state = await self.rooms.get_session(conn.session)
+        admitted = admitted_endpoints(state)
+        if conn.endpoint not in admitted or msg.to not in admitted or msg.to == conn.endpoint:
+            raise NotAuthorized("media is exchanged between admitted endpoints of the call only")
+        relay = p.SignalRelay(
+            sender=conn.endpoint, description=msg.description, candidate=msg.candidate
+        )
+        data = relay.model_dump(by_alias=True, exclude_none=True)
+        await self.sio.emit("signal", data, room=_room(EndpointId(msg.to)))
+
+    # --- pushing state ------------------------------------------------------------------
+
+    async def _publish(
+        self,
+        state: SessionState,
+        events: list[LedgerEvent],
+        before: dict[EndpointId, str | None],
+        skip: EndpointId | None = None,
+    ) -> None:
+        """Send every endpoint its new view, and a ``bye`` to those the change closed."""
+        sends = [
+            self.sio.emit("room", room_view(state, e).model_dump(), room=_room(e))
+            for e in state.endpoints
+            if e != skip
+        ]
+        await asyncio.gather(*sends)
+        for endpoint, reason in _closed(state, events).items():
+            await self.sio.emit("bye", p.Bye(reason=reason).model_dump(), room=_room(endpoint))
+            connection = before.get(endpoint)
+            if connection:
+                await self._drop(connection, reason)
+
+    async def _drop(self, sid: str, reason: str) -> None:
+        """Close a connection whose endpoint is finished (on whichever node holds it)."""
+        local = self.local.get(sid)
+        if local is not None:
+            local.gone = True
+        await self.sio.disconnect(sid)
+
+
+def _closed(state: SessionState, events: list[LedgerEvent]) -> dict[EndpointId, str]:
+    closed: dict[EndpointId, str] = {}
+    for event in events:
+        if event.endpoint is None or event.endpoint in state.endpoints:
+            continue
+        if event.kind in _BYE_FOR:
+            closed[event.endpoint] = _BYE_FOR[event.kind]
+        elif event.kind is EventKind.LEFT and event.data.get("reason") == "session_ended":
+            closed[event.endpoint] = "ended"
+    return closed
+
+
+def _capturing(change: Change, before: dict[EndpointId, str | None]) -> Change:
+    """Wrap a change to note each endpoint's connection as it was before the change."""
+
+    def wrapped(state: SessionState, ctx: Any) -> list[LedgerEvent]:
+        before.clear()
+        before.update({e.id: e.connection for e in state.endpoints.values()})
+        return change(state, ctx)
+
+    return wrapped
+
+
+def _bind(fn: Any, **kwargs: Any) -> Change:
+    def change(state: SessionState, ctx: Any) -> list[LedgerEvent]:
+        events: list[LedgerEvent] = fn(state, ctx, **kwargs)
+        return events
+
+    return change
+
+
+def _seats(state: SessionState, endpoint: EndpointId) -> list[AttendeeId]:
+    found = state.endpoints.get(endpoint)
+    return list(found.seats) if found else []
+
+
+def _room(endpoint: EndpointId | str) -> str:
+    return f"e:{endpoint}"
+
+
+_EVENTS: dict[str, type[p.Message]] = {"hello": p.Empty, **p.CLIENT_EVENTS}
+
+
+def _decode(event: str, args: tuple[Any, ...]) -> p.Message:
+    model = _EVENTS.get(event)
+    if model is None:
+        raise InvalidMessage(f"unknown event {event!r}")
+    if len(args) > 1:
+        raise InvalidMessage("send one payload object per event")
+    data = args[0] if args else {}
+    if len(json.dumps(data, separators=(",", ":"))) > p.MAX_EVENT_BYTES:
+        raise InvalidMessage(f"payload larger than {p.MAX_EVENT_BYTES} bytes")
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise InvalidMessage(_describe(exc)) from None
+
+
+def _describe(exc: ValidationError) -> str:
+    first = exc.errors(include_url=False)[0]
+    where = ".".join(str(part) for part in first["loc"]) or "payload"
+    return f"{where}: {first['msg']}"
+
+
+def _parse_resume(credential: str) -> tuple[SessionId, EndpointId, str]:
+    parts = credential.split(".")
+    if len(parts) != 3 or not all(parts):
+        raise TokenInvalid("this resume credential is not valid")
+    return SessionId(parts[0]), EndpointId(parts[1]), parts[2]
