@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import socket
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -19,7 +20,7 @@ from pydantic import (
     ValidationError,
     field_validator,
 )
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 ENV_PREFIX = "HOMEROOM_"
 #: Bytes of a signing secret: HS256 wants a key at least as long as its 256-bit output.
@@ -48,7 +49,6 @@ class Settings(BaseSettings):
         extra="ignore",
         # An empty variable means "unset", so `HOMEROOM_SECRET=` falls back to the default.
         env_ignore_empty=True,
-        populate_by_name=True,
         frozen=True,
     )
 
@@ -66,11 +66,24 @@ class Settings(BaseSettings):
     link_lead_minutes: int = Field(default=30, ge=0, le=7 * 24 * 60)
     link_trail_minutes: int = Field(default=60, ge=0, le=7 * 24 * 60)
     # Empty: nothing in the default configuration contacts a third party.
-    ice_servers: list[IceServer] = []
+    # NoDecode: parsed by _parse_ice_servers, so bad JSON is a validation error naming the variable.
+    ice_servers: Annotated[list[IceServer], NoDecode] = []
     log_format: Literal["json", "console"] = Field(
         default_factory=lambda data: "json" if data.get("env") == "production" else "console"
     )
     node_id: str = Field(default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}")
+
+    @field_validator("ice_servers", mode="before")
+    @classmethod
+    def _parse_ice_servers(cls, value: Any) -> Any:
+        if not isinstance(value, str):
+            return value
+        try:
+            return json.loads(value)
+        except ValueError:
+            raise ValueError(
+                'must be a JSON list, e.g. [{"urls": "turn:turn.example.org"}]'
+            ) from None
 
     @field_validator("public_url")
     @classmethod

@@ -1,0 +1,288 @@
+"""The aiohttp application: health probes, the REST API for sessions and links, link pages.
+
+Handlers are thin: authenticate, parse with pydantic, call :mod:`rooms`, shape the answer.
+Failures become JSON in :mod:`web.errors`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import structlog
+from aiohttp import web
+from aiohttp.abc import AbstractAccessLogger
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+from config.settings import Settings
+from rooms.authz import require_active
+from rooms.clock import Clock, utcnow
+from rooms.errors import StoreUnavailable, TokenExpired, TokenNotYetValid
+from rooms.ids import AttendeeId, NodeId, SessionId
+from rooms.kinds import CareFunction, GroupPurpose, Role, SessionKind
+from rooms.service import CreateSession, Rooms
+from rooms.session import SessionStatus
+from rooms.state import SeatStatus, SessionState
+from rooms.store import SessionStore, open_store
+from rooms.tokens import (
+    SessionLink,
+    StaffRole,
+    check_link_time,
+    check_not_revoked,
+    decode_link_token,
+    session_links,
+)
+from web.auth import authorize_create, authorize_read, require_staff
+from web.errors import MAX_BODY_BYTES, Handler, error_middleware, from_domain, parse_body
+
+SETTINGS = web.AppKey("settings", Settings)
+ROOMS = web.AppKey("rooms", Rooms)
+STATIC_DIR = Path(__file__).parent / "static"
+#: A readiness probe must answer quickly even when Redis hangs.
+READY_TIMEOUT_SECONDS = 2.0
+_HEADERS = {
+    "Referrer-Policy": "no-referrer",
+    "X-Content-Type-Options": "nosniff",
+    "Content-Security-Policy": "default-src 'self'; frame-ancestors 'none'; base-uri 'none'",
+}
+
+access_log = structlog.get_logger("access")
+
+
+class SessionCreated(BaseModel):
+    """The answer to ``POST /api/sessions`` and ``homeroom session create``."""
+
+    session: SessionId
+    kind: SessionKind
+    starts_at: AwareDatetime
+    ends_at: AwareDatetime
+    links: list[SessionLink]
+
+
+class RosterMember(BaseModel):
+    attendee: AttendeeId
+    role: Role
+    function: CareFunction | None
+    #: not_joined | waiting | admitted | absent | left | removed
+    admission: str
+
+
+class SessionSummary(BaseModel):
+    """The answer to ``GET /api/sessions/{id}``: pseudonymous ids only."""
+
+    session: SessionId
+    kind: SessionKind
+    purpose: GroupPurpose | None
+    status: SessionStatus
+    locked: bool
+    starts_at: AwareDatetime
+    planned_minutes: int
+    capacity: int
+    endpoints: int
+    roster: list[RosterMember]
+
+
+class LinkStatus(BaseModel):
+    """The answer to ``POST /api/links/verify`` for a link that works now."""
+
+    session: SessionId
+    attendee: AttendeeId
+    role: Role
+    kind: SessionKind
+    session_status: SessionStatus
+    starts_at: AwareDatetime
+    ends_at: AwareDatetime
+
+
+class VerifyLink(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    token: str = Field(min_length=1, max_length=4096)
+
+
+class AccessLogger(AbstractAccessLogger):
+    """aiohttp's access log through structlog: path without query, and no client address
+    (an IP address is a HIPAA identifier)."""
+
+    def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
+        access_log.info(
+            "http_request",
+            method=request.method,
+            path=request.path,
+            status=response.status,
+            ms=round(time * 1000, 1),
+        )
+
+
+def create_app(
+    settings: Settings, store: SessionStore | None = None, *, clock: Clock = utcnow
+) -> web.Application:
+    """The application. Opens ``open_store(settings.redis_url)`` on start-up unless ``store``
+    is given, and closes the store it opened on clean-up."""
+    app = web.Application(
+        middlewares=[error_middleware],
+        client_max_size=MAX_BODY_BYTES,
+        # Here rather than in each runner, so tests and `homeroom serve` log alike.
+        handler_args={"access_log_class": AccessLogger},
+    )
+    app[SETTINGS] = settings
+
+    async def store_ctx(app: web.Application) -> AsyncIterator[None]:
+        opened = store or open_store(settings.redis_url)
+        app[ROOMS] = Rooms(
+            opened,
+            node=NodeId(settings.node_id),
+            group_capacity=settings.group_capacity,
+            clock=clock,
+        )
+        yield
+        if store is None:
+            await opened.close()
+
+    app.cleanup_ctx.append(store_ctx)
+    app.on_response_prepare.append(_security_headers)
+    app.router.add_get("/", index)
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
+    app.router.add_post("/api/sessions", create_session)
+    app.router.add_get("/api/sessions/{session}", get_session)
+    app.router.add_post("/api/links/verify", verify_link)
+    app.router.add_get("/join", _page("join.html"))
+    app.router.add_get("/host", _page("host.html"))
+    app.router.add_static("/static/", STATIC_DIR)
+    return app
+
+
+def created_body(state: SessionState, settings: Settings) -> SessionCreated:
+    """A new session with one fresh link per roster member."""
+    links = session_links(
+        settings.signing_secret,
+        state.spec,
+        base_url=settings.public_url,
+        lead=timedelta(minutes=settings.link_lead_minutes),
+        trail=timedelta(minutes=settings.link_trail_minutes),
+    )
+    spec = state.spec
+    return SessionCreated(
+        session=spec.id, kind=spec.kind, starts_at=spec.starts_at, ends_at=spec.ends_at, links=links
+    )
+
+
+def summary(state: SessionState) -> SessionSummary:
+    spec = state.spec
+    roster = [
+        RosterMember(
+            attendee=AttendeeId(e.attendee),
+            role=e.role,
+            function=e.function,
+            admission=admission(state, AttendeeId(e.attendee)),
+        )
+        for e in spec.roster
+    ]
+    return SessionSummary(
+        session=spec.id,
+        kind=spec.kind,
+        purpose=spec.purpose,
+        status=state.status,
+        locked=state.locked,
+        starts_at=spec.starts_at,
+        planned_minutes=spec.planned_minutes,
+        capacity=spec.capacity,
+        endpoints=len(state.endpoints),
+        roster=roster,
+    )
+
+
+def admission(state: SessionState, attendee: AttendeeId) -> str:
+    """One word for where an attendee stands, for staff views."""
+    person = state.attendees.get(attendee)
+    if person is not None and person.removed:
+        return "removed"
+    statuses = {seat.status for _, seat in state.seats_of(attendee)}
+    for status in (SeatStatus.ADMITTED, SeatStatus.ABSENT, SeatStatus.WAITING):
+        if status in statuses:
+            return str(status)
+    return "left" if person is not None and person.ever_admitted else "not_joined"
+
+
+async def index(request: web.Request) -> web.Response:
+    return web.Response(text="Homeroom is running. Open your session link to join.\n")
+
+
+async def healthz(request: web.Request) -> web.Response:
+    return web.json_response({"status": "ok"})
+
+
+async def readyz(request: web.Request) -> web.Response:
+    try:
+        async with asyncio.timeout(READY_TIMEOUT_SECONDS):
+            await request.app[ROOMS].store.ping()
+    except TimeoutError:
+        raise StoreUnavailable("the store did not answer in time") from None
+    return web.json_response({"status": "ready"})
+
+
+async def create_session(request: web.Request) -> web.Response:
+    settings, rooms = request.app[SETTINGS], request.app[ROOMS]
+    staff = require_staff(request, settings.signing_secret, rooms.clock(), *StaffRole)
+    req = await parse_body(request, CreateSession, roster_fields={"kind", "roster"})
+    authorize_create(staff, req)
+    state = await rooms.create_session(req, created_by=staff.subject)
+    return _json(created_body(state, settings), status=201)
+
+
+async def get_session(request: web.Request) -> web.Response:
+    settings, rooms = request.app[SETTINGS], request.app[ROOMS]
+    staff = require_staff(request, settings.signing_secret, rooms.clock())
+    state = await rooms.get_session(SessionId(request.match_info["session"]))
+    authorize_read(staff, state)
+    return _json(summary(state))
+
+
+async def verify_link(request: web.Request) -> web.Response:
+    """What the join page shows: whose link this is and when it works, or why it does not."""
+    settings, rooms = request.app[SETTINGS], request.app[ROOMS]
+    body = await parse_body(request, VerifyLink)
+    claims = decode_link_token(settings.signing_secret, body.token)
+    state = await rooms.get_session(claims.session)
+    check_not_revoked(state, claims)
+    require_active(state)
+    try:
+        check_link_time(claims, rooms.clock())
+    except (TokenNotYetValid, TokenExpired) as exc:
+        return from_domain(exc, starts_at=_iso(state.spec.starts_at), opens_at=_iso(claims.nbf))
+    return _json(
+        LinkStatus(
+            session=claims.session,
+            attendee=claims.attendee,
+            role=claims.role,
+            kind=state.spec.kind,
+            session_status=state.status,
+            starts_at=state.spec.starts_at,
+            ends_at=state.spec.ends_at,
+        )
+    )
+
+
+def _page(name: str) -> Handler:
+    async def serve(request: web.Request) -> web.FileResponse:
+        # no-store: the page is tiny, and a cached copy must never outlive a fix.
+        return web.FileResponse(STATIC_DIR / name, headers={"Cache-Control": "no-store"})
+
+    return serve
+
+
+async def _security_headers(request: web.Request, response: web.StreamResponse) -> None:
+    for name, value in _HEADERS.items():
+        response.headers.setdefault(name, value)
+
+
+def _json(model: BaseModel, status: int = 200) -> web.Response:
+    return web.json_response(model.model_dump(mode="json"), status=status)
+
+
+def _iso(moment: datetime) -> str:
+    """The same form pydantic writes: UTC with a ``Z``."""
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")

@@ -1,0 +1,295 @@
+"""The ``homeroom`` command: ``serve``, ``session create`` and ``token``.
+
+Errors print ``error: <code>: <detail>`` on stderr and exit 1 (usage errors exit 2).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import shlex
+import shutil
+import signal
+import sys
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import Any
+
+import aiohttp
+import structlog
+from aiohttp import web
+from pydantic import ValidationError
+
+from config.logging import configure_logging
+from config.settings import Settings, load_settings
+from rooms.clock import utcnow
+from rooms.errors import HomeroomError, InvalidMessage, InvalidRoster
+from rooms.ids import NodeId, is_valid_id
+from rooms.kinds import GroupPurpose, SessionKind
+from rooms.service import CreateSession, Rooms
+from rooms.store import open_store
+from rooms.tokens import StaffRole, issue_staff_token
+from web.app import ROOMS, create_app, created_body
+from web.errors import describe
+
+log = structlog.get_logger("cli")
+#: Subject of the admin token the CLI mints for itself when none is given.
+CLI_SUBJECT = "cli"
+
+
+class CliError(Exception):
+    """A failure outside the domain (server unreachable, port taken), printed like the others."""
+
+    def __init__(self, code: str, detail: str) -> None:
+        super().__init__(detail)
+        self.code, self.detail = code, detail
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``homeroom`` console script."""
+    args = build_parser().parse_args(argv)
+    command: Callable[[argparse.Namespace], int] = args.command
+    try:
+        return command(args)
+    except (HomeroomError, CliError) as exc:
+        print(f"error: {exc.code}: {exc.detail}", file=sys.stderr)
+        return 1
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="homeroom", description=__doc__)
+    sub = parser.add_subparsers(required=True, metavar="COMMAND")
+    serve = sub.add_parser("serve", help="run the server")
+    serve.add_argument("--host", help="interface to listen on (HOMEROOM_HOST)")
+    serve.add_argument("--port", type=int, help="port to listen on (HOMEROOM_PORT)")
+    serve.add_argument("--demo", action="store_true", help="create a demo session, print links")
+    serve.set_defaults(command=cmd_serve)
+    session = sub.add_parser("session", help="manage sessions").add_subparsers(
+        required=True, metavar="ACTION"
+    )
+    create = session.add_parser("create", help="schedule a session and print its links")
+    _add_create_arguments(create)
+    create.set_defaults(command=cmd_session_create)
+    token = sub.add_parser("token", help="print a staff bearer token")
+    token.add_argument("--role", required=True, choices=[str(r) for r in StaffRole])
+    token.add_argument("--subject", required=True, help="the staff member's pseudonymous id")
+    token.add_argument("--days", type=int, default=7, help="validity in days (default 7)")
+    token.set_defaults(command=cmd_token)
+    return parser
+
+
+def _add_create_arguments(create: argparse.ArgumentParser) -> None:
+    add = create.add_argument
+    add("--kind", required=True, choices=[str(k) for k in SessionKind])
+    add("--clinician", action="append", default=[], metavar="ID[:FUNCTION]")
+    add("--patient", action="append", default=[], metavar="ID")
+    add("--guest", action="append", default=[], metavar="ID")
+    add("--starts", help="ISO 8601; without an offset, in HOMEROOM_TIMEZONE (default: now)")
+    add("--minutes", type=int, default=60, help="planned length (default 60)")
+    add("--purpose", choices=[str(p) for p in GroupPurpose], help="group sessions only")
+    add("--capacity", type=int, help="group sessions only (default HOMEROOM_GROUP_CAPACITY)")
+    add("--identified-patient", metavar="ID", help="couples sessions: the claim's subject")
+    add("--url", help="create through this server's API (default: see README)")
+    add("--token", help="staff token for --url (default: an admin token from this secret)")
+
+
+def cmd_token(args: argparse.Namespace) -> int:
+    if not is_valid_id(args.subject):
+        raise InvalidMessage("--subject: use letters, digits and . _ - only (a pseudonym)")
+    if not 1 <= args.days <= 365:
+        raise InvalidMessage("--days: between 1 and 365")
+    settings = load_settings()
+    ttl = timedelta(days=args.days)
+    print(
+        issue_staff_token(
+            settings.signing_secret, StaffRole(args.role), args.subject, utcnow(), ttl
+        )
+    )
+    return 0
+
+
+def cmd_session_create(args: argparse.Namespace) -> int:
+    """Over HTTP to a running server, unless Redis is configured: then straight into Redis.
+
+    The embedded store lives inside the server process, so without Redis the server is the
+    only place a session can be created.
+    """
+    settings = load_settings()
+    req = _request_from_args(args, settings)
+    if args.url or settings.redis_url is None:
+        token = args.token or _cli_token(settings)
+        body = asyncio.run(_create_over_http(args.url or settings.public_url, token, req))
+    else:
+        body = asyncio.run(_create_in_store(settings, req))
+    print(json.dumps(body, indent=2))
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    overrides = {k: v for k in ("host", "port") if (v := getattr(args, k)) is not None}
+    settings = load_settings(**overrides)
+    configure_logging(settings.log_format)
+    hint = f" --url {settings.public_url}" if overrides else ""
+    asyncio.run(_serve(settings, demo=args.demo, url_hint=hint))
+    return 0
+
+
+async def _serve(settings: Settings, *, demo: bool, url_hint: str) -> None:
+    runner = web.AppRunner(create_app(settings))
+    await runner.setup()
+    try:
+        try:
+            await web.TCPSite(runner, settings.host, settings.port).start()
+        except OSError as exc:
+            where = f"{settings.host}:{settings.port}"
+            raise CliError("cannot_listen", f"{where}: {exc.strerror or exc}") from None
+        log.info("serving", url=settings.public_url, store=_store_name(settings))
+        print(await _banner(runner.app, settings, demo, url_hint), flush=True)
+        await _until_stopped()
+    finally:
+        await runner.cleanup()
+
+
+async def _until_stopped() -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+
+
+async def _banner(app: web.Application, settings: Settings, demo: bool, url_hint: str) -> str:
+    rooms = app[ROOMS]
+    lines = [f"Homeroom is serving {settings.public_url} ({_store_name(settings)} store)."]
+    if demo:
+        lines += await _demo_session(rooms, settings)
+    now = rooms.clock()
+    if demo or not await rooms.store.sessions_starting(
+        now - timedelta(days=1), now + timedelta(days=400)
+    ):
+        me = _self_command()
+        lines += [
+            "To create a session, run this in another terminal in this directory:",
+            f"  {me} session create --kind individual --clinician c-1 --patient p-1{url_hint}",
+            "or call the REST API with a staff token:",
+            f"  TOKEN=$({me} token --role admin --subject admin-1)",
+            f"  curl -s -H \"Authorization: Bearer $TOKEN\" -d '{_EXAMPLE_BODY}' "
+            f"{settings.public_url}/api/sessions",
+        ]
+    lines.append("Press Ctrl+C to stop.")
+    return "\n".join(lines)
+
+
+_EXAMPLE_BODY = json.dumps(
+    {
+        "kind": "individual",
+        "roster": [
+            {"attendee": "c-1", "role": "clinician"},
+            {"attendee": "p-1", "role": "patient"},
+        ],
+    },
+    separators=(",", ":"),
+)
+
+
+async def _demo_session(rooms: Rooms, settings: Settings) -> list[str]:
+    req = CreateSession.model_validate(
+        {"kind": "individual", "roster": json.loads(_EXAMPLE_BODY)["roster"]}
+    )
+    state = await rooms.create_session(req, created_by="demo")
+    created = created_body(state, settings)
+    lines = [f"Demo individual session {created.session}, starting now for 60 minutes:"]
+    lines += [f"  {link.role:<9} {link.attendee:<6} {link.url}" for link in created.links]
+    return lines
+
+
+def _request_from_args(args: argparse.Namespace, settings: Settings) -> CreateSession:
+    roster: list[dict[str, Any]] = []
+    for raw in args.clinician:
+        attendee, _, function = raw.partition(":")
+        roster.append({"attendee": attendee, "role": "clinician", "function": function or None})
+    roster += [{"attendee": a, "role": "patient"} for a in args.patient]
+    roster += [{"attendee": a, "role": "guest"} for a in args.guest]
+    fields = {
+        "kind": args.kind,
+        "roster": roster,
+        "starts_at": _parse_start(args.starts, settings) if args.starts else None,
+        "planned_minutes": args.minutes,
+        "purpose": args.purpose,
+        "capacity": args.capacity,
+        "identified_patient": args.identified_patient,
+    }
+    try:
+        return CreateSession.model_validate(fields)
+    except ValidationError as exc:
+        where = str(exc.errors()[0]["loc"][0])
+        error = InvalidRoster if where in ("kind", "roster") else InvalidMessage
+        raise error(describe(exc)) from None
+
+
+def _parse_start(text: str, settings: Settings) -> datetime:
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise InvalidMessage("--starts: use ISO 8601, e.g. 2025-03-01T17:00") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=settings.tz)
+
+
+async def _create_over_http(base_url: str, token: str, req: CreateSession) -> Any:
+    url = f"{base_url.rstrip('/')}/api/sessions"
+    headers = {"Authorization": f"Bearer {token}"}
+    payload = req.model_dump(mode="json", exclude_none=True)
+    timeout = aiohttp.ClientTimeout(total=15)
+    try:
+        async with (
+            aiohttp.ClientSession(timeout=timeout) as http,
+            http.post(url, json=payload, headers=headers) as resp,
+        ):
+            body = await resp.json(content_type=None)
+    except (aiohttp.ClientError, TimeoutError, json.JSONDecodeError) as exc:
+        raise CliError(
+            "server_unreachable",
+            f"no Homeroom server answered at {base_url} ({exc.__class__.__name__}); "
+            "start one with `make run`, or set REDIS_URL to write to Redis directly",
+        ) from None
+    if resp.status != 201:
+        raise CliError(str(body.get("error", resp.status)), str(body.get("detail", "")))
+    return body
+
+
+async def _create_in_store(settings: Settings, req: CreateSession) -> Any:
+    store = open_store(settings.redis_url)
+    try:
+        rooms = Rooms(store, node=NodeId(settings.node_id), group_capacity=settings.group_capacity)
+        state = await rooms.create_session(req, created_by=CLI_SUBJECT)
+    finally:
+        await store.close()
+    return created_body(state, settings).model_dump(mode="json")
+
+
+def _cli_token(settings: Settings) -> str:
+    # Whoever can read the signing secret can mint any token, so this grants nothing new.
+    return issue_staff_token(
+        settings.signing_secret, StaffRole.ADMIN, CLI_SUBJECT, utcnow(), timedelta(minutes=5)
+    )
+
+
+def _store_name(settings: Settings) -> str:
+    return "embedded" if settings.redis_url is None else "Redis"
+
+
+def _self_command() -> str:
+    """How this process was started, so printed commands work when pasted as they are."""
+    script = sys.argv[0]
+    if os.path.basename(script) != "homeroom":  # python -m web.cli
+        return f"{shlex.quote(os.path.relpath(sys.executable))} -m web.cli"
+    found = shutil.which("homeroom")
+    if found and os.path.exists(script) and os.path.samefile(found, script):
+        return "homeroom"
+    return shlex.quote(os.path.relpath(script))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
