@@ -20,7 +20,6 @@ from rooms.attendance.presence import AttendeePresence, SessionPresence, track
 from rooms.attendance.rules import (
     BillingRules,
     BillingRulesError,
-    default_rules,
     load_rules,
     load_rules_file,
 )
@@ -52,7 +51,6 @@ __all__ = [
     "Suggestion",
     "clip",
     "date_of_service",
-    "default_rules",
     "fhir_bundle",
     "jsonl_lines",
     "load_rules",

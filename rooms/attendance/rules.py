@@ -7,7 +7,6 @@ TOML, not code. ``docs/attendance.md`` documents the format.
 
 from __future__ import annotations
 
-import importlib.resources
 import itertools
 import os
 import tomllib
@@ -162,13 +161,7 @@ def load_rules(text: str) -> BillingRules:
 
 
 def load_rules_file(path: str | os.PathLike[str]) -> BillingRules:
-    """:func:`load_rules` on a UTF-8 file."""
+    """:func:`load_rules` on a UTF-8 file, e.g. the shipped ``config/billing.toml`` (the outer
+    layers locate it; ``rooms`` never imports ``config``)."""
     with open(path, encoding="utf-8") as f:
         return load_rules(f.read())
-
-
-def default_rules() -> BillingRules:
-    """The rules shipped as ``config/billing.toml``, read as package data (no config code runs
-    beyond the package's ``__init__``)."""
-    text = importlib.resources.files("config").joinpath("billing.toml").read_text("utf-8")
-    return load_rules(text)
