@@ -60,6 +60,8 @@ class Settings(BaseSettings):
     secret: SecretStr = Field(default_factory=lambda data: _development_secret(data["var_dir"]))
     # The conventional name, shared with other tools: no HOMEROOM_ prefix.
     redis_url: str | None = Field(default=None, validation_alias=AliasChoices("REDIS_URL"))
+    #: Namespace of every Redis key, so deployments (or test runs) can share one server.
+    redis_prefix: str = Field(default="hr", pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,31}$")
     timezone: str = "America/New_York"
     reconnect_grace_seconds: float = Field(default=30, ge=0, le=3600)
     group_capacity: int = Field(default=12, ge=1, le=200)

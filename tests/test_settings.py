@@ -25,7 +25,7 @@ def test_defaults() -> None:
     s = load_settings()
     assert (s.env, s.host, s.port) == ("development", "127.0.0.1", 8080)
     assert s.public_url == "http://127.0.0.1:8080"
-    assert s.redis_url is None
+    assert (s.redis_url, s.redis_prefix) == (None, "hr")
     assert s.timezone == "America/New_York" and s.tz.key == "America/New_York"
     assert s.reconnect_grace_seconds == 30
     assert s.group_capacity == 12
@@ -42,6 +42,7 @@ def test_every_variable_is_read(monkeypatch: pytest.MonkeyPatch) -> None:
         "HOMEROOM_PORT": "9001",
         "HOMEROOM_SECRET": "x" * 40,
         "REDIS_URL": "redis://cache:6379/2",
+        "HOMEROOM_REDIS_PREFIX": "clinic-a",
         "HOMEROOM_TIMEZONE": "America/Chicago",
         "HOMEROOM_RECONNECT_GRACE_SECONDS": "12.5",
         "HOMEROOM_GROUP_CAPACITY": "8",
@@ -57,7 +58,7 @@ def test_every_variable_is_read(monkeypatch: pytest.MonkeyPatch) -> None:
     s = load_settings()
     assert (s.host, s.port, s.public_url) == ("10.1.2.3", 9001, "http://10.1.2.3:9001")
     assert s.signing_secret == "x" * 40
-    assert s.redis_url == "redis://cache:6379/2"
+    assert (s.redis_url, s.redis_prefix) == ("redis://cache:6379/2", "clinic-a")
     assert s.timezone == "America/Chicago"
     assert s.reconnect_grace_seconds == 12.5
     assert s.group_capacity == 8
@@ -137,6 +138,7 @@ def test_redis_url_has_no_prefix(monkeypatch: pytest.MonkeyPatch) -> None:
         ("HOMEROOM_SECRET", "too-short", "HOMEROOM_SECRET: must be at least 32 bytes"),
         ("HOMEROOM_TIMEZONE", "Mars/Olympus", "HOMEROOM_TIMEZONE: must be an IANA time zone"),
         ("REDIS_URL", "http://cache:6379", "REDIS_URL: must start with redis://"),
+        ("HOMEROOM_REDIS_PREFIX", "a:b", "HOMEROOM_REDIS_PREFIX: String should match pattern"),
         ("HOMEROOM_PUBLIC_URL", "care.example.org", "HOMEROOM_PUBLIC_URL: must be an http"),
         ("HOMEROOM_ICE_SERVERS", "stun:x", "HOMEROOM_ICE_SERVERS: must be a JSON list"),
         ("HOMEROOM_ICE_SERVERS", "{}", "HOMEROOM_ICE_SERVERS: Input should be a valid list"),

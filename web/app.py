@@ -130,7 +130,7 @@ def create_app(
     app[SETTINGS] = settings
 
     async def store_ctx(app: web.Application) -> AsyncIterator[None]:
-        opened = store or open_store(settings.redis_url)
+        opened = store or open_store(settings.redis_url, prefix=settings.redis_prefix)
         app[ROOMS] = Rooms(
             opened,
             node=NodeId(settings.node_id),

@@ -171,7 +171,7 @@ async def _banner(app: web.Application, settings: Settings, demo: bool, url_hint
     ):
         me = _self_command()
         lines += [
-            "To create a session, run this in another terminal in this directory:",
+            f"To create {'another' if demo else 'a'} session, in a second terminal here:",
             f"  {me} session create --kind individual --clinician c-1 --patient p-1{url_hint}",
             "or call the REST API with a staff token:",
             f"  TOKEN=$({me} token --role admin --subject admin-1)",
@@ -260,7 +260,7 @@ async def _create_over_http(base_url: str, token: str, req: CreateSession) -> An
 
 
 async def _create_in_store(settings: Settings, req: CreateSession) -> Any:
-    store = open_store(settings.redis_url)
+    store = open_store(settings.redis_url, prefix=settings.redis_prefix)
     try:
         rooms = Rooms(store, node=NodeId(settings.node_id), group_capacity=settings.group_capacity)
         state = await rooms.create_session(req, created_by=CLI_SUBJECT)
