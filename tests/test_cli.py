@@ -7,9 +7,10 @@ import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -349,8 +350,6 @@ def test_invalid_settings_stop_start_up(env: dict[str, str]) -> None:
 
 
 def test_port_in_use_is_a_clear_error(env: dict[str, str]) -> None:
-    import socket
-
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
@@ -361,8 +360,3 @@ def test_port_in_use_is_a_clear_error(env: dict[str, str]) -> None:
         )  # fmt: skip
     assert done.returncode == 1
     assert f"error: cannot_listen: 127.0.0.1:{port}" in done.stderr
-
-
-@pytest.fixture(autouse=True)
-def _no_stray_loop() -> Iterator[None]:
-    yield
