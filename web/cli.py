@@ -14,7 +14,7 @@ import shutil
 import signal
 import sys
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import aiohttp
@@ -234,7 +234,8 @@ def _parse_start(text: str, settings: Settings) -> datetime:
         moment = datetime.fromisoformat(text)
     except ValueError:
         raise InvalidMessage("--starts: use ISO 8601, e.g. 2025-03-01T17:00") from None
-    return moment if moment.tzinfo else moment.replace(tzinfo=settings.tz)
+    local = moment if moment.tzinfo else moment.replace(tzinfo=settings.tz)
+    return local.astimezone(UTC)
 
 
 async def _create_over_http(base_url: str, token: str, req: CreateSession) -> Any:
