@@ -43,7 +43,14 @@ P3 = AttendeeId("p_203")  # a valid pseudonym that is not a valid FHIR id ("_")
 def program() -> tuple[list[LedgerEvent], dict[SessionId, SessionSpec]]:
     """Three sessions with interleaved events: individual, couples (shared device), a group
     still running (no session_ended)."""
-    individual = Ledger("s-ind").admit(0, C, "e-c").attend(P1, ms(1), ms(46)).end(ms(50))
+    individual = (
+        Ledger("s-ind")
+        .admit(0, C, "e-c")
+        .admit(ms(1), P1)
+        .add(ms(2), EventKind.MUTED, P1, "e-1", C, type="clinician")  # a "type" inside data
+        .leave(ms(46), P1)
+        .end(ms(50))
+    )
     home = (
         Ledger("s-cpl", T0 + timedelta(hours=1))
         .admit(0, C, "e-c")

@@ -89,6 +89,7 @@ def write_csv(rows: Iterable[AttendanceRow], out: TextIO) -> None:
 
 
 def to_csv(rows: Iterable[AttendanceRow]) -> str:
+    """:func:`write_csv` into a string (encode it as UTF-8 to serve or save it)."""
     buffer = io.StringIO(newline="")
     write_csv(rows, buffer)
     return buffer.getvalue()
@@ -127,6 +128,7 @@ def jsonl_lines(
 def write_jsonl(
     events: Iterable[LedgerEvent], specs: Mapping[SessionId, SessionSpec], out: TextIO
 ) -> None:
+    """:func:`jsonl_lines`, one per line, to a text stream opened with ``encoding="utf-8"``."""
     for line in jsonl_lines(events, specs):
         out.write(line + "\n")
 

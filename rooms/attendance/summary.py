@@ -181,6 +181,8 @@ class PeriodTotal:
 
 @dataclass(frozen=True, slots=True)
 class ProgramTotals:
+    """IOP totals, sorted by patient then period."""
+
     days: tuple[PeriodTotal, ...]
     weeks: tuple[PeriodTotal, ...]
 
