@@ -193,8 +193,12 @@ class SignalingServer:
             msg = _decode(event, args)
             return await self._handle(conn, event, msg)
         except HomeroomError as exc:
-            conn.log.info("refused", event=event, code=exc.code)
+            conn.log.info("refused", what=event, code=exc.code)
             return exc.to_wire()
+        except Exception:
+            # A bug must not hang the client or kill the connection: answer, and log it.
+            conn.log.exception("event_failed", what=event)
+            return {"error": "internal_error", "detail": "the server could not handle that"}
 
     async def _handle(self, conn: Conn, event: str, msg: p.Message) -> dict[str, Any]:
         if event == "hello":
@@ -221,7 +225,7 @@ class SignalingServer:
             raise
         # Attach and detach change who is on this device.
         conn.attendees[:] = _seats(state, conn.endpoint) or conn.attendees
-        conn.log.info("control", event=event, events=len(events))
+        conn.log.info("control", what=event, events=len(events))
         await self._publish(state, events, before)
         if event == "leave":
             await self._drop(conn.sid, "left")

@@ -1,0 +1,139 @@
+"""A real signaling server on a free port, and socket.io clients that talk to it like a page."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any
+
+import socketio
+from aiohttp import web
+
+from rooms.ids import NodeId
+from rooms.kinds import Role
+from rooms.roster import RosterEntry
+from rooms.service import CreateSession, Rooms
+from rooms.state import SessionState
+from rooms.store import SessionStore
+from rooms.tokens import issue_link_token
+from signaling.server import SignalingConfig, SignalingServer
+from tests.redis_server import free_port
+
+SECRET = "test-secret-" + "x" * 32
+GRACE = timedelta(seconds=30)
+
+
+class Node:
+    """One Homeroom signaling node: aiohttp + socket.io on 127.0.0.1:<port>."""
+
+    def __init__(self, store: SessionStore, *, name: str = "n-1", redis_url: str | None = None):
+        self.rooms = Rooms(store, node=NodeId(name))
+        self.server = SignalingServer(
+            self.rooms, SignalingConfig(secret=SECRET, grace=GRACE, redis_url=redis_url)
+        )
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self._runner: web.AppRunner | None = None
+
+    async def start(self) -> Node:
+        app = web.Application()
+        self.server.attach(app)
+        self.server.start()
+        self._runner = web.AppRunner(app)
+        await self._runner.setup()
+        await web.TCPSite(self._runner, "127.0.0.1", self.port).start()
+        return self
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+
+def link(state: SessionState, attendee: str) -> str:
+    entry = state.spec.entry(attendee)  # type: ignore[arg-type]
+    assert entry is not None
+    return issue_link_token(SECRET, state.spec, entry, timedelta(minutes=30), timedelta(hours=1))
+
+
+async def create(
+    rooms: Rooms, kind: str, clinician: str, *patients: str, **extra: Any
+) -> SessionState:
+    roster = [RosterEntry(attendee=clinician, role=Role.CLINICIAN)]
+    roster += [RosterEntry(attendee=p, role=Role.PATIENT) for p in patients]
+    return await rooms.create_session(
+        CreateSession.model_validate({"kind": kind, "roster": roster, **extra}),
+        created_by="c-admin",
+    )
+
+
+class Client:
+    """A socket.io client holding one endpoint, recording everything the server pushes."""
+
+    def __init__(self, url: str):
+        self.url = url
+        self.sio = socketio.AsyncClient(reconnection=False)
+        self.rooms: list[dict[str, Any]] = []
+        self.signals: list[dict[str, Any]] = []
+        self.byes: list[dict[str, Any]] = []
+        self.welcome: dict[str, Any] = {}
+        self.sio.on("room", lambda data: self.rooms.append(data))
+        self.sio.on("signal", lambda data: self.signals.append(data))
+        self.sio.on("bye", lambda data: self.byes.append(data))
+
+    async def connect(self, **auth: Any) -> Client:
+        await self.sio.connect(
+            self.url, auth={"v": 1, **auth}, transports=["websocket"], wait_timeout=5
+        )
+        reply = await self.call("hello")
+        self.welcome = reply["welcome"]
+        self.rooms.append(reply["room"])
+        return self
+
+    async def call(self, event: str, data: Any = None) -> dict[str, Any]:
+        reply: dict[str, Any] = await self.sio.call(
+            event, data if data is not None else {}, timeout=5
+        )
+        return reply
+
+    @property
+    def endpoint(self) -> str:
+        return str(self.welcome["endpoint"])
+
+    @property
+    def room(self) -> dict[str, Any]:
+        """The newest room view (views carry a version; late ones never replace newer ones)."""
+        return max(self.rooms, key=lambda r: r["version"])
+
+    async def close(self) -> None:
+        await self.sio.disconnect()
+
+
+async def connect_error(url: str, **auth: Any) -> dict[str, Any]:
+    """Try to connect and return the server's refusal (``{"error": code, "detail": ...}``)."""
+    sio = socketio.AsyncClient(reconnection=False)
+    refusals: list[Any] = []
+    sio.on("connect_error", lambda data: refusals.append(data))
+    try:
+        await sio.connect(
+            url, auth={"v": 1, **auth} if auth else {}, transports=["websocket"], wait_timeout=5
+        )
+    except socketio.exceptions.ConnectionError:
+        assert refusals, "refused without a reason"
+        # socket.io carries the refusal as {"message": code, "data": {"error", "detail"}}.
+        refusal = refusals[0]
+        assert refusal["message"] == refusal["data"]["error"], refusal
+        data: dict[str, Any] = refusal["data"]
+        return data
+    await sio.disconnect()
+    raise AssertionError("the server accepted the connection")
+
+
+async def until(predicate: Callable[[], bool], timeout: float = 5.0) -> None:
+    """Poll until ``predicate()`` holds; fail after ``timeout`` seconds."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not predicate():
+        if loop.time() > deadline:
+            raise AssertionError("condition not reached in time")
+        await asyncio.sleep(0.02)
