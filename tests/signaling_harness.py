@@ -129,10 +129,10 @@ async def connect_error(url: str, **auth: Any) -> dict[str, Any]:
     raise AssertionError("the server accepted the connection")
 
 
-async def until(predicate: Callable[[], bool], timeout: float = 5.0) -> None:
-    """Poll until ``predicate()`` holds; fail after ``timeout`` seconds."""
+async def until(predicate: Callable[[], bool], within: float = 5.0) -> None:
+    """Poll until ``predicate()`` holds; fail after ``within`` seconds."""
     loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
+    deadline = loop.time() + within
     while not predicate():
         if loop.time() > deadline:
             raise AssertionError("condition not reached in time")
