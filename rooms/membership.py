@@ -138,12 +138,18 @@ def leave(state: SessionState, ctx: Ctx, endpoint: EndpointId) -> list[LedgerEve
 
 
 def disconnect(
-    state: SessionState, ctx: Ctx, endpoint: EndpointId, connection: str | None = None
+    state: SessionState,
+    ctx: Ctx,
+    endpoint: EndpointId,
+    connection: str | None = None,
+    *,
+    reason: str | None = None,
 ) -> list[LedgerEvent]:
     """The connection dropped. Presence ends now; a resume within the grace window restores it.
 
     With ``connection`` given, the close of a connection the endpoint has already moved away
-    from (a resume on a new connection) is refused as stale and changes nothing.
+    from (a resume on a new connection) is refused as stale and changes nothing. ``reason``,
+    when given, is recorded in the events' data (the reaper's "node_lost").
     """
     found = _endpoint(state, endpoint)
     if connection is not None and found.connection != connection:
@@ -152,8 +158,17 @@ def disconnect(
         raise InvalidTransition("the endpoint is already disconnected")
     found.connected = False
     found.disconnected_at = ctx.now
+    data = {"reason": reason} if reason is not None else {}
     return [
-        emit(state, ctx, EventKind.DISCONNECTED, attendee=a, endpoint=endpoint, was=str(s.status))
+        emit(
+            state,
+            ctx,
+            EventKind.DISCONNECTED,
+            attendee=a,
+            endpoint=endpoint,
+            was=str(s.status),
+            **data,
+        )
         for a, s in found.seats.items()
     ]
 

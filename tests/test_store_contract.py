@@ -159,6 +159,27 @@ async def test_refused_change_changes_nothing(store: SessionStore) -> None:
     assert seqs(events) == [before.seq + 1]
 
 
+async def test_any_exception_aborts_the_change(
+    store_pair: tuple[SessionStore, SessionStore],
+) -> None:
+    """Not only domain refusals: a caller's own signal (the reaper's "nothing to do") too,
+    also when the client raising it held an outdated cached copy."""
+    first, second = store_pair
+    sid = (await created(first)).spec.id
+    await first.transact(sid, arrive("p-1"))
+    await second.transact(sid, arrive("p-2"))
+    before, ledger = await second.get(sid), await second.events(sid)
+
+    def mutate_then_give_up(state: SessionState) -> list[LedgerEvent]:
+        arrive("p-9")(state)
+        raise LookupError("nothing to do after all")
+
+    with pytest.raises(LookupError):
+        await first.transact(sid, mutate_then_give_up)
+    assert await first.get(sid) == before
+    assert await first.events(sid) == ledger
+
+
 async def test_events_after_seq(store: SessionStore) -> None:
     sid = (await created(store)).spec.id
 

@@ -4,15 +4,22 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable
-from datetime import datetime
+from datetime import UTC, datetime
 
-from rooms.ids import SessionId
+from rooms.ids import NodeId, SessionId
 from rooms.ledger import LedgerEvent
 from rooms.state import SessionState
 
 #: A domain change: mutates the given copy of the state in place and returns the events it
-#: records. Raising a HomeroomError aborts it: nothing is written.
+#: records. Raising aborts it: nothing is written (a HomeroomError is the domain refusing it).
 Mutation = Callable[[SessionState], list[LedgerEvent]]
+
+
+def utc(at: datetime) -> datetime:
+    """``at`` in UTC; a naive datetime is refused rather than read as local time."""
+    if at.tzinfo is None or at.utcoffset() is None:
+        raise ValueError("times given to the store must be timezone-aware")
+    return at.astimezone(UTC)
 
 
 class SessionStore(ABC):
@@ -44,6 +51,43 @@ class SessionStore(ABC):
     @abstractmethod
     async def sessions_starting(self, since: datetime, until: datetime) -> list[SessionId]:
         """Ids of sessions whose scheduled start is in ``[since, until)``, by start time."""
+
+    # Presence: which nodes are alive and which sessions each serves endpoints in. A node that
+    # stops beating is reaped by the others (rooms.reaper).
+
+    @abstractmethod
+    async def node_heartbeat(self, node: NodeId, at: datetime) -> None:
+        """Record ``at`` as ``node``'s last heartbeat."""
+
+    @abstractmethod
+    async def track(self, node: NodeId, session: SessionId) -> None:
+        """Note that ``node`` serves endpoints in ``session``. Idempotent.
+
+        Every committed change also tracks its session for each node that has an endpoint in
+        the new state, in the same atomic write, so an endpoint is never untracked even when its
+        node dies right after the commit; explicit calls are for callers that want it earlier.
+        """
+
+    @abstractmethod
+    async def untrack(self, node: NodeId, session: SessionId) -> None:
+        """Forget that ``node`` serves endpoints in ``session``. Idempotent."""
+
+    @abstractmethod
+    async def node_sessions(self, node: NodeId) -> list[SessionId]:
+        """The sessions ``node`` is tracked in, sorted by id."""
+
+    @abstractmethod
+    async def stale_nodes(self, older_than: datetime) -> list[tuple[NodeId, datetime]]:
+        """Nodes whose last heartbeat is before ``older_than``, with it, oldest first."""
+
+    @abstractmethod
+    async def forget_node(self, node: NodeId, *, last_seen: datetime | None = None) -> bool:
+        """Drop ``node``'s heartbeat and session set, once its sessions have been reaped.
+
+        With ``last_seen`` (the heartbeat the reaper found stale), only a node still as the
+        reaper found it is forgotten: one that has beaten since, or is tracked in a session
+        again, is kept. Atomic. Returns whether the node was forgotten.
+        """
 
     @abstractmethod
     async def ping(self) -> None:

@@ -3,6 +3,8 @@
 -- KEYS[1]  state hash: v (version), doc (SessionState JSON), w (token of the last writer)
 -- KEYS[2]  event stream (the attendance ledger; never expired)
 -- KEYS[3]  sessions index (sorted set scored by scheduled start)
+-- KEYS[4..] session sets of the nodes with an endpoint in the new doc: the session is added
+--           to each, so no endpoint is ever committed untracked (see the reaper)
 -- ARGV[1]  expected version; '' means the session must not exist yet (create)
 -- ARGV[2]  new version      ARGV[3] new doc      ARGV[4] writer token
 -- ARGV[5]  seconds to keep the state hash, '0' to keep it forever (set once a session ends)
@@ -26,5 +28,8 @@ if ARGV[5] ~= '0' then
 end
 if ARGV[6] ~= '' then
   redis.call('ZADD', KEYS[3], ARGV[6], ARGV[7])
+end
+for i = 4, #KEYS do
+  redis.call('SADD', KEYS[i], ARGV[7])
 end
 return {1}

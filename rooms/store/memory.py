@@ -9,11 +9,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from rooms.errors import SessionExists, SessionNotFound
-from rooms.ids import SessionId
+from rooms.ids import NodeId, SessionId
 from rooms.ledger import LedgerEvent
 from rooms.session import SessionStatus
 from rooms.state import SessionState
-from rooms.store.base import Mutation, SessionStore
+from rooms.store.base import Mutation, SessionStore, utc
 
 
 @dataclass(slots=True)
@@ -46,6 +46,8 @@ class MemoryStore(SessionStore):
         #: The ledger is never expired: it is the attendance record.
         self._ledgers: dict[SessionId, _Ledger] = {}
         self._starts: dict[SessionId, float] = {}
+        self._heartbeats: dict[NodeId, datetime] = {}
+        self._tracked: dict[NodeId, set[SessionId]] = {}
 
     async def create(self, state: SessionState, events: list[LedgerEvent]) -> None:
         sid = state.spec.id
@@ -79,6 +81,36 @@ class MemoryStore(SessionStore):
         found = sorted((t, sid) for sid, t in self._starts.items() if lo <= t < hi)
         return [sid for _, sid in found]
 
+    async def node_heartbeat(self, node: NodeId, at: datetime) -> None:
+        self._heartbeats[node] = utc(at)
+
+    async def track(self, node: NodeId, session: SessionId) -> None:
+        self._tracked.setdefault(node, set()).add(session)
+
+    async def untrack(self, node: NodeId, session: SessionId) -> None:
+        tracked = self._tracked.get(node)
+        if tracked is not None:
+            tracked.discard(session)
+            if not tracked:  # as Redis deletes an empty set
+                del self._tracked[node]
+
+    async def node_sessions(self, node: NodeId) -> list[SessionId]:
+        return sorted(self._tracked.get(node, ()))
+
+    async def stale_nodes(self, older_than: datetime) -> list[tuple[NodeId, datetime]]:
+        limit = utc(older_than)
+        found = sorted((at, node) for node, at in self._heartbeats.items() if at < limit)
+        return [(node, at) for at, node in found]
+
+    async def forget_node(self, node: NodeId, *, last_seen: datetime | None = None) -> bool:
+        if last_seen is not None:
+            beat = self._heartbeats.get(node)
+            if (beat is not None and beat > last_seen) or self._tracked.get(node):
+                return False
+        self._heartbeats.pop(node, None)
+        self._tracked.pop(node, None)
+        return True
+
     async def ping(self) -> None:
         return None
 
@@ -102,6 +134,8 @@ class MemoryStore(SessionStore):
         self._docs[sid] = state.model_dump_json()
         if state.status is SessionStatus.ENDED:
             self._expires[sid] = self._clock() + self._ttl
+        for endpoint in state.endpoints.values():
+            self._tracked.setdefault(endpoint.node, set()).add(sid)
         ledger = self._ledgers.setdefault(sid, _Ledger())
         for event in events:
             ledger.seqs.append(event.seq)

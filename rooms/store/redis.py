@@ -10,7 +10,7 @@ import weakref
 from collections import OrderedDict
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import datetime
+from datetime import UTC, datetime
 from importlib.resources import files
 from typing import Any, cast
 
@@ -21,13 +21,14 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from rooms.errors import SessionExists, SessionNotFound, StoreConflict, StoreUnavailable
-from rooms.ids import SessionId
+from rooms.ids import NodeId, SessionId
 from rooms.ledger import LedgerEvent
 from rooms.session import SessionStatus
 from rooms.state import SessionState
-from rooms.store.base import Mutation, SessionStore
+from rooms.store.base import Mutation, SessionStore, utc
 
 _CAS_LUA = files("rooms.store").joinpath("cas.lua").read_text(encoding="utf-8")
+_FORGET_LUA = files("rooms.store").joinpath("forget_node.lua").read_text(encoding="utf-8")
 #: Entries read per XREVRANGE page when tailing the ledger.
 _PAGE = 256
 #: Stream entries as the client returns them with ``decode_responses=True``.
@@ -75,6 +76,7 @@ class RedisStore(SessionStore):
         self._ttl = str(ended_ttl_seconds)
         self._max_attempts = max_attempts
         self._cas = client.register_script(_CAS_LUA)
+        self._forget = client.register_script(_FORGET_LUA)
         self._cache: OrderedDict[SessionId, str] = OrderedDict()
         self._cache_size = cache_size
         self._locks: weakref.WeakValueDictionary[SessionId, asyncio.Lock] = (
@@ -140,6 +142,44 @@ class RedisStore(SessionStore):
             )
         return [SessionId(s) for s in found]
 
+    async def node_heartbeat(self, node: NodeId, at: datetime) -> None:
+        async with _reachable():
+            await self._redis.zadd(self._nodes_key, {node: utc(at).timestamp()})
+
+    async def track(self, node: NodeId, session: SessionId) -> None:
+        async with _reachable():
+            await self._redis.sadd(self._node_key(node), session)
+
+    async def untrack(self, node: NodeId, session: SessionId) -> None:
+        async with _reachable():
+            await self._redis.srem(self._node_key(node), session)
+
+    async def node_sessions(self, node: NodeId) -> list[SessionId]:
+        async with _reachable():
+            found = cast(set[str], await self._redis.smembers(self._node_key(node)))
+        return sorted(SessionId(s) for s in found)
+
+    async def stale_nodes(self, older_than: datetime) -> list[tuple[NodeId, datetime]]:
+        async with _reachable():
+            found = cast(
+                list[tuple[str, float]],
+                await self._redis.zrangebyscore(
+                    self._nodes_key,
+                    "-inf",
+                    "(" + repr(utc(older_than).timestamp()),
+                    withscores=True,
+                ),
+            )
+        return [(NodeId(node), datetime.fromtimestamp(score, UTC)) for node, score in found]
+
+    async def forget_node(self, node: NodeId, *, last_seen: datetime | None = None) -> bool:
+        seen = "" if last_seen is None else repr(utc(last_seen).timestamp())
+        async with _reachable():
+            reply = await self._forget(
+                keys=[self._nodes_key, self._node_key(node)], args=[node, seen]
+            )
+        return bool(reply)
+
     async def ping(self) -> None:
         async with _reachable():
             await self._redis.ping()
@@ -193,6 +233,8 @@ class RedisStore(SessionStore):
     ) -> list[Any]:
         ttl = self._ttl if state.status is SessionStatus.ENDED else "0"
         keys = [self._state_key(sid), self._events_key(sid), self._index_key]
+        # Track the session for every node with an endpoint in it, in the same write.
+        keys.extend(self._node_key(n) for n in sorted({e.node for e in state.endpoints.values()}))
         args = [expected, str(state.version), doc, token, ttl, score, sid]
         args.extend(e.model_dump_json() for e in events)
         async with _reachable():
@@ -244,3 +286,10 @@ class RedisStore(SessionStore):
     @property
     def _index_key(self) -> str:
         return f"{self._prefix}:sessions"
+
+    @property
+    def _nodes_key(self) -> str:
+        return f"{self._prefix}:nodes"
+
+    def _node_key(self, node: NodeId) -> str:
+        return f"{self._prefix}:node:{node}:sessions"
