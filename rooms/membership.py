@@ -281,6 +281,14 @@ def detach(
     return [emit(state, ctx, EventKind.DETACHED, attendee=attendee, endpoint=endpoint, actor=actor)]
 
 
+def shared_endpoint(state: SessionState, attendee: AttendeeId) -> EndpointId:
+    """The shared device ``attendee`` is on (for a clinician acting from their own device)."""
+    for endpoint, _ in state.seats_of(attendee):
+        if len(endpoint.seats) > 1:
+            return endpoint.id
+    raise InvalidTransition(f"{attendee} is not on a shared device")
+
+
 def mark(
     state: SessionState,
     ctx: Ctx,

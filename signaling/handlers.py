@@ -9,7 +9,9 @@ from typing import Any
 
 from rooms import controls, lifecycle, membership
 from rooms.ids import AttendeeId, EndpointId, SessionId
+from rooms.ledger import Ctx, LedgerEvent
 from rooms.service import Change
+from rooms.state import SessionState
 from signaling import protocol as p
 
 
@@ -42,6 +44,20 @@ def _target(msg: p.Message) -> AttendeeId:
     return AttendeeId(msg.attendee)
 
 
+def _on_shared_device(
+    fn: Callable[..., list[LedgerEvent]], c: Conn, target: AttendeeId, **kwargs: Any
+) -> Change:
+    """Device controls act on this device when the target is on it; a clinician's act on the
+    shared device where the target sits."""
+
+    def change(state: SessionState, ctx: Ctx) -> list[LedgerEvent]:
+        on_me = target in c.attendees
+        endpoint = c.endpoint if on_me else membership.shared_endpoint(state, target)
+        return fn(state, ctx, actor=c.actor, endpoint=endpoint, attendee=target, **kwargs)
+
+    return change
+
+
 Handler = Callable[[Conn, Any], Change]
 
 #: Client event -> domain change. ``signal``, ``attach`` and ``leave`` need more than one
@@ -64,16 +80,8 @@ CHANGES: dict[str, Handler] = {
         lifecycle.set_auto_readmit, actor=c.actor, enabled=m.enabled
     ),
     "end": lambda c, m: partial(lifecycle.end, actor=c.actor),
-    "detach": lambda c, m: partial(
-        membership.detach, actor=c.actor, endpoint=c.endpoint, attendee=_target(m)
-    ),
-    "mark": lambda c, m: partial(
-        membership.mark,
-        actor=c.actor,
-        endpoint=c.endpoint,
-        attendee=_target(m),
-        present=m.present,
-    ),
+    "detach": lambda c, m: _on_shared_device(membership.detach, c, _target(m)),
+    "mark": lambda c, m: _on_shared_device(membership.mark, c, _target(m), present=m.present),
     "modality": lambda c, m: partial(
         membership.report_modality, endpoint=c.endpoint, modality=m.modality
     ),

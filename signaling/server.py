@@ -142,7 +142,7 @@ class SignalingServer:
         state, events = await self.rooms.apply(session, change)
         old = before.get(endpoint)
         if old and old != sid:
-            await self._drop(old, "replaced")
+            await self._drop(old)
         conn = await self._register(sid, state, endpoint, fresh, resumed=True)
         conn.log.info("resumed")
         await self._publish(state, events, {}, skip=endpoint)
@@ -226,9 +226,9 @@ class SignalingServer:
         # Attach and detach change who is on this device.
         conn.attendees[:] = _seats(state, conn.endpoint) or conn.attendees
         conn.log.info("control", what=event, events=len(events))
-        await self._publish(state, events, before)
+        await self._publish(state, events, before, caller=conn.sid)
         if event == "leave":
-            await self._drop(conn.sid, "left")
+            self._drop_soon(conn.sid)
         return p.ok(version=state.version)
 
     def _attach_change(self, conn: Conn, msg: p.Attach) -> Change:
@@ -261,6 +261,7 @@ class SignalingServer:
         events: list[LedgerEvent],
         before: dict[EndpointId, str | None],
         skip: EndpointId | None = None,
+        caller: str | None = None,
     ) -> None:
         """Send every endpoint its new view, and a ``bye`` to those the change closed."""
         sends = [
@@ -272,15 +273,29 @@ class SignalingServer:
         for endpoint, reason in _closed(state, events).items():
             await self.sio.emit("bye", p.Bye(reason=reason).model_dump(), room=_room(endpoint))
             connection = before.get(endpoint)
-            if connection:
-                await self._drop(connection, reason)
+            if connection and connection == caller:
+                self._drop_soon(connection)  # after its ack has gone out
+            elif connection:
+                await self._drop(connection)
 
-    async def _drop(self, sid: str, reason: str) -> None:
+    async def _drop(self, sid: str) -> None:
         """Close a connection whose endpoint is finished (on whichever node holds it)."""
         local = self.local.get(sid)
         if local is not None:
             local.gone = True
         await self.sio.disconnect(sid)
+
+    def _drop_soon(self, sid: str, delay: float = 1.0) -> None:
+        """Let a caller hang up by itself after its ack; close it anyway if it does not."""
+        local = self.local.get(sid)
+        if local is not None:
+            local.gone = True
+
+        async def later() -> None:
+            await asyncio.sleep(delay)
+            await self.sio.disconnect(sid)
+
+        self.sio.start_background_task(later)
 
 
 def _closed(state: SessionState, events: list[LedgerEvent]) -> dict[EndpointId, str]:
