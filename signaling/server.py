@@ -49,6 +49,8 @@ class SignalingConfig:
     grace: timedelta
     ice_servers: list[dict[str, Any]] = field(default_factory=list)
     redis_url: str | None = None
+    #: Pub/sub channel of the node fan-out; nodes of one deployment share it.
+    channel: str = "homeroom"
 
 
 def negotiation_target(kind: SessionKind) -> Literal["peer", "server"]:
@@ -69,7 +71,7 @@ class SignalingServer:
         self.rooms = rooms
         self.config = config
         manager = (
-            socketio.AsyncRedisManager(config.redis_url, channel="homeroom")
+            socketio.AsyncRedisManager(config.redis_url, channel=config.channel)
             if config.redis_url
             else None
         )

@@ -27,11 +27,17 @@ GRACE = timedelta(seconds=30)
 class Node:
     """One Homeroom signaling node: aiohttp + socket.io on 127.0.0.1:<port>."""
 
-    def __init__(self, store: SessionStore, *, name: str = "n-1", redis_url: str | None = None):
+    def __init__(
+        self,
+        store: SessionStore,
+        *,
+        name: str = "n-1",
+        redis_url: str | None = None,
+        channel: str = "homeroom",
+    ):
         self.rooms = Rooms(store, node=NodeId(name))
-        self.server = SignalingServer(
-            self.rooms, SignalingConfig(secret=SECRET, grace=GRACE, redis_url=redis_url)
-        )
+        config = SignalingConfig(secret=SECRET, grace=GRACE, redis_url=redis_url, channel=channel)
+        self.server = SignalingServer(self.rooms, config)
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self._runner: web.AppRunner | None = None
