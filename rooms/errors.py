@@ -21,94 +21,132 @@ class HomeroomError(Exception):
 
 
 class InvalidMessage(HomeroomError):
+    """The message is malformed, unknown, too large or fails validation."""
+
     code = "invalid_message"
 
 
 class InvalidRoster(HomeroomError):
+    """The roster breaks the session kind's rules."""
+
     code = "invalid_roster"
 
 
 class NotAuthorized(HomeroomError):
+    """The actor's role does not allow this action."""
+
     code = "not_authorized"
     http_status = 403
 
 
 class NotAuthenticated(HomeroomError):
+    """No valid credential was presented."""
+
     code = "not_authenticated"
     http_status = 401
 
 
 class NotOnRoster(HomeroomError):
+    """The attendee is not on this session's roster."""
+
     code = "not_on_roster"
     http_status = 403
 
 
 class SessionNotFound(HomeroomError):
+    """No such session (or its state has expired)."""
+
     code = "session_not_found"
     http_status = 404
 
 
 class SessionExists(HomeroomError):
+    """A session with this id already exists."""
+
     code = "session_exists"
     http_status = 409
 
 
 class SessionLocked(HomeroomError):
+    """The clinician locked the session: no new entries."""
+
     code = "session_locked"
     http_status = 409
 
 
 class SessionFull(HomeroomError):
+    """Admitting this person would exceed the session's capacity."""
+
     code = "session_full"
     http_status = 409
 
 
 class SessionEnded(HomeroomError):
+    """The session has ended."""
+
     code = "session_ended"
     http_status = 410
 
 
 class InvalidTransition(HomeroomError):
+    """Out of order: the action does not apply in the current state."""
+
     code = "invalid_transition"
     http_status = 409
 
 
 class EndpointNotFound(HomeroomError):
+    """The endpoint is not (or no longer) part of the session."""
+
     code = "endpoint_not_found"
     http_status = 404
 
 
 class DeviceFull(HomeroomError):
+    """A device already carries two attendees."""
+
     code = "device_full"
     http_status = 409
 
 
 class MuteLocked(HomeroomError):
+    """The clinician locked this attendee's mute."""
+
     code = "mute_locked"
     http_status = 409
 
 
 class TokenInvalid(HomeroomError):
+    """The link, token or credential is forged, damaged or of the wrong kind."""
+
     code = "token_invalid"
     http_status = 401
 
 
 class TokenExpired(HomeroomError):
+    """The link or token has expired."""
+
     code = "token_expired"
     http_status = 401
 
 
 class TokenNotYetValid(HomeroomError):
+    """The link opens later, shortly before the session starts."""
+
     code = "token_not_yet_valid"
     http_status = 401
 
 
 class TokenRevoked(HomeroomError):
+    """The link was withdrawn (the attendee was removed)."""
+
     code = "token_revoked"
     http_status = 401
 
 
 class WrongSession(HomeroomError):
+    """The link belongs to a different session."""
+
     code = "wrong_session"
     http_status = 403
 
@@ -121,6 +159,8 @@ class ResumeExpired(HomeroomError):
 
 
 class StoreUnavailable(HomeroomError):
+    """The state store cannot be reached."""
+
     code = "store_unavailable"
     http_status = 503
 

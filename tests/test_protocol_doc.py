@@ -1,0 +1,19 @@
+"""docs/protocol.md must describe exactly the events, fields and error codes of the models."""
+
+from __future__ import annotations
+
+from signaling import protocol_doc
+from signaling.protocol import CLIENT_EVENTS, SERVER_EVENTS
+
+
+def test_the_doc_reference_matches_the_models() -> None:
+    text = protocol_doc.DOC.read_text(encoding="utf-8")
+    assert protocol_doc.current_block(text) == protocol_doc.render(), (
+        "docs/protocol.md is out of date: run `python -m signaling.protocol_doc`"
+    )
+
+
+def test_every_event_is_documented() -> None:
+    text = protocol_doc.DOC.read_text(encoding="utf-8")
+    for name in [*CLIENT_EVENTS, *SERVER_EVENTS, "hello"]:
+        assert f"#### `{name}`" in text
