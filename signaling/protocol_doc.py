@@ -24,7 +24,8 @@ def render() -> str:
     lines = [BEGIN, "", f"Protocol version: **{p.PROTOCOL_VERSION}**.", ""]
     lines += ["### Connect (`auth`)", "", *_fields(p.ConnectAuth), ""]
     lines += ["### Client -> server events", ""]
-    for name, model in {"hello": p.Empty, **p.CLIENT_EVENTS}.items():
+    client: dict[str, type[p.Message]] = {"hello": p.Empty, **p.CLIENT_EVENTS}
+    for name, model in client.items():
         lines += [f"#### `{name}`", "", *_fields(model), ""]
     lines += ["### Server -> client events", ""]
     for name, model in p.SERVER_EVENTS.items():

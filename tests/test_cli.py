@@ -248,7 +248,7 @@ async def demo(env: dict[str, str], tmp_path: Path) -> AsyncIterator[Served]:
 
 
 async def _http(method: str, url: str, **kwargs: object) -> tuple[int, dict[str, object]]:
-    async with aiohttp.ClientSession() as http, http.request(method, url, **kwargs) as resp:  # type: ignore[arg-type]
+    async with aiohttp.ClientSession() as http, http.request(method, url, **kwargs) as resp:
         return resp.status, await resp.json()
 
 
