@@ -31,8 +31,8 @@ def render() -> str:
     for name, model in p.SERVER_EVENTS.items():
         lines += [f"#### `{name}`", "", *_fields(model), ""]
     lines += ["### Nested objects", ""]
-    for name, model in _nested().items():
-        lines += [f"#### {name}", "", *_fields(model), ""]
+    for name, nested in _nested().items():
+        lines += [f"#### {name}", "", *_fields(nested), ""]
     lines += ["### Error codes", "", "| code | meaning |", "|---|---|"]
     for error in sorted(ALL_ERRORS, key=lambda e: e.code):
         doc = (error.__doc__ or "").strip().splitlines()[0] if error.__doc__ else ""
