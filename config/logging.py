@@ -95,11 +95,10 @@ def configure_logging(
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
-    ]
-    if fmt == "json":
         # Tracebacks become text before redaction, so an exception message is masked too.
-        shared.append(structlog.processors.format_exc_info)
-    shared.append(redact_pii)
+        structlog.processors.format_exc_info,
+        redact_pii,
+    ]
     renderer: Processor = (
         structlog.processors.JSONRenderer()
         if fmt == "json"

@@ -129,10 +129,15 @@ def test_standard_library_records_take_the_same_path() -> None:
 def test_console_format_is_readable_and_redacted() -> None:
     out = io.StringIO()
     configure_logging("console", stream=out)
-    structlog.get_logger().info("waiting", attendee="p-201", name=NAME, phone=PHONE)
+    log = structlog.get_logger()
+    log.info("waiting", attendee="p-201", name=NAME, phone=PHONE)
+    try:
+        raise ValueError(f"no such user {EMAIL}")
+    except ValueError:
+        log.exception("failed")
     text = out.getvalue()
-    assert "waiting" in text and "attendee=p-201" in text
-    assert NAME not in text and PHONE not in text
+    assert "waiting" in text and "attendee=p-201" in text and "ValueError" in text
+    assert NAME not in text and PHONE not in text and EMAIL not in text
 
 
 def test_level_filters_debug() -> None:
