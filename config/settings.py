@@ -70,6 +70,8 @@ class Settings(BaseSettings):
     # Empty: nothing in the default configuration contacts a third party.
     # NoDecode: parsed by _parse_ice_servers, so bad JSON is a validation error naming the variable.
     ice_servers: Annotated[list[IceServer], NoDecode] = []
+    #: Seconds between a node's heartbeats; a node silent for three of them counts as dead.
+    heartbeat_seconds: float = Field(default=5, gt=0, le=300)
     log_format: Literal["json", "console"] = Field(
         default_factory=lambda data: "json" if data.get("env") == "production" else "console"
     )

@@ -14,6 +14,7 @@ left in any session, so its disconnected endpoints are still expired after the g
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from functools import partial
 
@@ -28,6 +29,8 @@ from rooms.state import SessionState
 
 log = structlog.get_logger("rooms.reaper")
 
+OnChange = Callable[[SessionState, list[LedgerEvent]], Awaitable[None]]
+
 
 class _Unchanged(Exception):
     """A change found nothing to do (another reaper got there first): write nothing."""
@@ -41,7 +44,13 @@ class Reaper:
     """
 
     def __init__(
-        self, rooms: Rooms, *, interval: float, dead_after: float, grace: timedelta
+        self,
+        rooms: Rooms,
+        *,
+        interval: float,
+        dead_after: float,
+        grace: timedelta,
+        on_change: OnChange | None = None,
     ) -> None:
         if interval < 0:
             raise ValueError("interval must not be negative")
@@ -51,6 +60,8 @@ class Reaper:
         self.interval = interval
         self.dead_after = timedelta(seconds=dead_after)
         self.grace = grace
+        #: Told of every change a sweep commits (signaling pushes the new room views).
+        self.on_change = on_change
         #: Passes of :meth:`run` completed, and how many of those failed (for health checks).
         self.passes = 0
         self.failures = 0
@@ -142,6 +153,8 @@ class Reaper:
                     state = await self.rooms.get_session(session)
                 else:
                     closed = self._log_change(node, state, events, expired)
+                    if self.on_change is not None:
+                        await self.on_change(state, events)
         except SessionNotFound:
             await self.rooms.store.untrack(node, session)
             return 0

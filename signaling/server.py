@@ -280,6 +280,10 @@ class SignalingServer:
             elif connection:
                 await self._drop(connection)
 
+    async def publish_change(self, state: SessionState, events: list[LedgerEvent]) -> None:
+        """Push a change made elsewhere (the reaper) to the session's endpoints."""
+        await self._publish(state, events, {})
+
     async def _drop(self, sid: str) -> None:
         """Close a connection whose endpoint is finished (on whichever node holds it)."""
         local = self.local.get(sid)

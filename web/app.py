@@ -7,6 +7,7 @@ Failures become JSON in :mod:`web.errors`.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -22,6 +23,7 @@ from rooms.clock import Clock, utcnow
 from rooms.errors import StoreUnavailable, TokenExpired, TokenNotYetValid
 from rooms.ids import AttendeeId, NodeId, SessionId
 from rooms.kinds import CareFunction, GroupPurpose, Role, SessionKind
+from rooms.reaper import Reaper
 from rooms.service import CreateSession, Rooms
 from rooms.session import SessionStatus
 from rooms.state import SeatStatus, SessionState
@@ -34,11 +36,13 @@ from rooms.tokens import (
     decode_link_token,
     session_links,
 )
+from signaling.server import SignalingConfig, SignalingServer
 from web.auth import authorize_create, authorize_read, require_staff
 from web.errors import MAX_BODY_BYTES, Handler, error_middleware, from_domain, parse_body
 
 SETTINGS = web.AppKey("settings", Settings)
 ROOMS = web.AppKey("rooms", Rooms)
+SIGNALING = web.AppKey("signaling", SignalingServer)
 STATIC_DIR = Path(__file__).parent / "static"
 #: A readiness probe must answer quickly even when Redis hangs.
 READY_TIMEOUT_SECONDS = 2.0
@@ -128,16 +132,32 @@ def create_app(
         handler_args={"access_log_class": AccessLogger},
     )
     app[SETTINGS] = settings
+    opened = store or open_store(settings.redis_url, prefix=settings.redis_prefix)
+    rooms = app[ROOMS] = Rooms(
+        opened,
+        node=NodeId(settings.node_id),
+        group_capacity=settings.group_capacity,
+        clock=clock,
+    )
+    signaling = app[SIGNALING] = SignalingServer(rooms, signaling_config(settings))
+    signaling.attach(app)
+    reaper = Reaper(
+        rooms,
+        interval=settings.heartbeat_seconds,
+        dead_after=3 * settings.heartbeat_seconds,
+        grace=timedelta(seconds=settings.reconnect_grace_seconds),
+        on_change=signaling.publish_change,
+    )
 
     async def store_ctx(app: web.Application) -> AsyncIterator[None]:
-        opened = store or open_store(settings.redis_url, prefix=settings.redis_prefix)
-        app[ROOMS] = Rooms(
-            opened,
-            node=NodeId(settings.node_id),
-            group_capacity=settings.group_capacity,
-            clock=clock,
-        )
+        # Beat before the first connection: a node that never beat could never be reaped.
+        # With the store down the node still starts (readyz says 503) and beats later.
+        with contextlib.suppress(StoreUnavailable):
+            await reaper.beat()
+        signaling.start()
+        reaper.start()
         yield
+        await reaper.stop()
         if store is None:
             await opened.close()
 
@@ -153,6 +173,16 @@ def create_app(
     app.router.add_get("/host", _page("host.html"))
     app.router.add_static("/static/", STATIC_DIR)
     return app
+
+
+def signaling_config(settings: Settings) -> SignalingConfig:
+    return SignalingConfig(
+        secret=settings.signing_secret,
+        grace=timedelta(seconds=settings.reconnect_grace_seconds),
+        ice_servers=[server.model_dump(exclude_none=True) for server in settings.ice_servers],
+        redis_url=settings.redis_url,
+        channel=f"{settings.redis_prefix}:signaling",
+    )
 
 
 def created_body(state: SessionState, settings: Settings) -> SessionCreated:

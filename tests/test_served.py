@@ -1,0 +1,109 @@
+"""End to end through real `homeroom serve` processes: embedded, Redis, two nodes, a node crash."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from redis.asyncio import Redis
+
+from tests.served import ServedNode, token_of
+from tests.signaling_harness import Client, until
+
+COUPLES = {
+    "kind": "couples",
+    "roster": [
+        {"attendee": "c-17", "role": "clinician"},
+        {"attendee": "p-201", "role": "patient"},
+        {"attendee": "p-202", "role": "patient"},
+    ],
+}
+
+
+@pytest.fixture(params=["memory", "redis"])
+async def served(
+    request: pytest.FixtureRequest, tmp_path: Path, redis_prefix: str
+) -> AsyncIterator[ServedNode]:
+    env = {}
+    if request.param == "redis":
+        env = {
+            "REDIS_URL": request.getfixturevalue("redis_url"),
+            "HOMEROOM_REDIS_PREFIX": redis_prefix,
+        }
+    node = await ServedNode.start(tmp_path, name="n-1", **env)
+    yield node
+    await node.stop()
+
+
+async def test_a_couples_call_through_the_real_server(served: ServedNode) -> None:
+    created = await served.create_session(COUPLES)
+    host = await Client(served.url).connect(token=token_of(created, "c-17"))
+    device = await Client(served.url).connect(token=token_of(created, "p-201"))
+    assert (await device.call("attach", {"token": token_of(created, "p-202")}))["ok"] is True
+    assert (await host.call("admit", {"attendee": "p-201"}))["ok"] is True
+    assert (await host.call("admit", {"attendee": "p-202"}))["ok"] is True
+    await until(lambda: device.room["admitted"] and device.room["status"] == "live")
+    offer = {"to": host.endpoint, "description": {"type": "offer", "sdp": "v=0"}}
+    assert (await device.call("signal", offer))["ok"] is True
+    await until(lambda: len(host.signals) == 1)
+    assert (await host.call("end"))["ok"] is True
+    await until(lambda: [b["reason"] for b in device.byes] == ["ended"])
+    for client in (host, device):
+        await client.close()
+    # The logs carry pseudonymous ids, never a person's name, phone or e-mail address.
+    logged = [json.loads(line) for line in served.lines if line.startswith("{")]
+    assert any(entry.get("event") == "joined" for entry in logged)
+
+
+@pytest.fixture
+async def two_nodes(
+    tmp_path: Path, redis_url: str, redis_prefix: str
+) -> AsyncIterator[tuple[ServedNode, ServedNode]]:
+    env = {
+        "REDIS_URL": redis_url,
+        "HOMEROOM_REDIS_PREFIX": redis_prefix,
+        "HOMEROOM_HEARTBEAT_SECONDS": "0.3",
+    }
+    a = await ServedNode.start(tmp_path, name="n-a", **env)
+    b = await ServedNode.start(tmp_path, name="n-b", **env)
+    yield a, b
+    for node in (a, b):
+        await node.stop()
+
+
+async def test_two_nodes_then_one_crashes(
+    two_nodes: tuple[ServedNode, ServedNode], redis_url: str, redis_prefix: str
+) -> None:
+    a, b = two_nodes
+    created = await a.create_session(
+        {**COUPLES, "kind": "individual", "roster": COUPLES["roster"][:2]}
+    )
+    host = await Client(a.url).connect(token=token_of(created, "c-17"))
+    patient = await Client(b.url).connect(token=token_of(created, "p-201"))
+    await until(lambda: len(host.room["waiting"]) == 1)
+    assert (await host.call("admit", {"attendee": "p-201"}))["ok"] is True
+    await until(lambda: patient.room["admitted"])
+    answer = {"to": patient.endpoint, "description": {"type": "answer", "sdp": "v=0"}}
+    assert (await host.call("signal", answer))["ok"] is True
+    await until(lambda: len(patient.signals) == 1)
+    # Node B dies without a word: node A's reaper closes its endpoint at B's last heartbeat.
+    await b.stop(kill=True)
+    await until(
+        lambda: (
+            not any(
+                e["endpoint"] == patient.endpoint and e["connected"] for e in host.room["endpoints"]
+            )
+        ),
+        within=15,
+    )
+    client = Redis.from_url(redis_url, decode_responses=True)
+    try:
+        entries = await client.xrange(f"{redis_prefix}:s:{created['session']}:ev")
+    finally:
+        await client.aclose()
+    events = [json.loads(fields["e"]) for _, fields in entries]
+    lost = [e for e in events if e["kind"] == "disconnected" and e["attendee"] == "p-201"]
+    assert len(lost) == 1 and lost[0]["data"]["reason"] == "node_lost"
+    await host.close()
