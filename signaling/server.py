@@ -195,11 +195,11 @@ class SignalingServer:
             msg = _decode(event, args)
             return await self._handle(conn, event, msg)
         except HomeroomError as exc:
-            conn.log.info("refused", what=event, code=exc.code)
+            conn.log.info("refused", what=_known(event), code=exc.code)
             return exc.to_wire()
         except Exception:
             # A bug must not hang the client or kill the connection: answer, and log it.
-            conn.log.exception("event_failed", what=event)
+            conn.log.exception("event_failed", what=_known(event))
             return {"error": "internal_error", "detail": "the server could not handle that"}
 
     async def _handle(self, conn: Conn, event: str, msg: p.Message) -> dict[str, Any]:
@@ -347,10 +347,15 @@ def _room(endpoint: EndpointId | str) -> str:
 _EVENTS: dict[str, type[p.Message]] = {"hello": p.Empty, **p.CLIENT_EVENTS}
 
 
+def _known(event: str) -> str:
+    return event if event in _EVENTS else "unknown"
+
+
 def _decode(event: str, args: tuple[Any, ...]) -> p.Message:
     model = _EVENTS.get(event)
     if model is None:
-        raise InvalidMessage(f"unknown event {event!r}")
+        # Never echo or log the name: a client could put anything in it.
+        raise InvalidMessage("unknown event")
     if len(args) > 1:
         raise InvalidMessage("send one payload object per event")
     data = args[0] if args else {}
