@@ -5,12 +5,12 @@ BIN := $(VENV)/bin
 # Reinstall only when the package definition changes.
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint check-redis
+.PHONY: run test lint check-redis check-chromium assets
 
-run: $(STAMP)
+run: $(STAMP) assets
 	$(BIN)/homeroom serve --demo
 
-test: $(STAMP) check-redis lint
+test: $(STAMP) assets check-redis check-chromium lint
 	$(BIN)/pytest
 
 lint: $(STAMP)
@@ -37,5 +37,38 @@ check-redis:
 		echo "  Debian/Ubuntu: sudo apt-get install redis-server"; \
 		echo "  macOS:         brew install redis"; \
 		echo "or point REDIS_URL at a Redis you run (the tests use their own key prefixes)."; \
+		exit 1; \
+	fi
+
+# The pages' only third-party script, the socket.io client, comes from npm (web/package-lock.json)
+# and is served from web/static/vendor: no CDN at run time. npm runs again only when the lock
+# file changes.
+NODE_STAMP := web/node_modules/.installed
+SOCKETIO_JS := web/static/vendor/socket.io.min.js
+
+assets: $(SOCKETIO_JS)
+
+$(NODE_STAMP): web/package.json web/package-lock.json
+	@command -v npm >/dev/null 2>&1 || { \
+		echo "npm is missing. Install Node.js 18 or newer with npm, then run make again:"; \
+		echo "  Debian/Ubuntu: sudo apt-get install nodejs npm"; \
+		exit 1; }
+	cd web && npm ci --no-audit --no-fund
+	touch $@
+
+$(SOCKETIO_JS): $(NODE_STAMP)
+	mkdir -p $(dir $@)
+	cp web/node_modules/socket.io-client/dist/socket.io.min.js $@
+
+# The page tests drive Debian's chromium through Playwright (never `playwright install`).
+check-chromium:
+	@if [ -x /usr/bin/chromium ]; then \
+		exit 0; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		echo "chromium is missing; installing the Debian package"; \
+		apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium; \
+	else \
+		echo "/usr/bin/chromium is missing: the page tests need Debian's chromium package."; \
+		echo "  Debian/Ubuntu: sudo apt-get install chromium"; \
 		exit 1; \
 	fi
