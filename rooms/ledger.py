@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
+from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import TYPE_CHECKING
 
@@ -72,6 +75,10 @@ class LedgerEvent(BaseModel):
     #: Who caused it: an attendee id, a staff subject, or "system".
     actor: str | None = None
     data: dict[str, Scalar] = {}
+    #: Hash of the session's previous event ("" for its first): the chain link (rooms.audit).
+    prev: str | None = None
+    #: Hex SHA-256 of ``prev`` + :func:`canonical_json` of this event's other fields.
+    hash: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,9 +99,14 @@ def emit(
     actor: str | None = None,
     **data: Scalar,
 ) -> LedgerEvent:
-    """Build the next event of ``state``'s session, advancing its sequence."""
+    """Build the next event of ``state``'s session, advancing its sequence and hash chain.
+
+    The event is chained to the previous one through ``state.ledger_head``; the store writes
+    the state and its events atomically, so the chain can neither fork nor skip.
+    """
     state.seq += 1
-    return LedgerEvent(
+    prev = state.ledger_head
+    event = LedgerEvent(
         seq=state.seq,
         at=ctx.now,
         session=state.spec.id,
@@ -104,4 +116,51 @@ def emit(
         node=ctx.node,
         actor=actor,
         data=data,
+        prev=prev,
     )
+    # Hashed from the validated event, so the digest covers exactly what is stored.
+    digest = event_hash(event, prev)
+    state.ledger_head = digest
+    return event.model_copy(update={"hash": digest})
+
+
+#: The fields an event's hash covers: all but ``prev`` and ``hash`` themselves.
+HASHED_FIELDS = ("seq", "at", "session", "kind", "attendee", "endpoint", "node", "actor", "data")
+
+
+def event_hash(event: LedgerEvent, prev: str) -> str:
+    """The hash ``event`` must carry when it follows an event whose hash is ``prev``."""
+    fields = {name: getattr(event, name) for name in HASHED_FIELDS}
+    fields["at"] = utc_stamp(event.at)  # as canonical_json would, minus its fallback call
+    return chain_hash(prev, fields)
+
+
+def chain_hash(prev: str, fields: Mapping[str, object]) -> str:
+    """Hex SHA-256 of ``prev`` (a hex digest, or "" at the start of a chain) followed by the
+    canonical JSON of ``fields``. Shared by the session ledgers and the admin audit log."""
+    return hashlib.sha256((prev + canonical_json(fields)).encode("ascii")).hexdigest()
+
+
+def canonical_json(fields: Mapping[str, object]) -> str:
+    """Deterministic JSON: keys sorted, no whitespace, ASCII only (``\\u`` escapes), ``None`` as
+    null, enums as their values, and datetimes in UTC as ``YYYY-MM-DDTHH:MM:SS.ffffffZ``
+    (always six fraction digits), so the text depends on the values alone, not on how pydantic
+    or ``isoformat`` render them."""
+    return json.dumps(
+        fields, sort_keys=True, separators=(",", ":"), ensure_ascii=True, default=_json_default
+    )
+
+
+def utc_stamp(instant: datetime) -> str:
+    """``instant`` as canonical JSON writes it: UTC, microseconds, ``Z`` suffix."""
+    u = instant.astimezone(UTC)
+    return (
+        f"{u.year:04d}-{u.month:02d}-{u.day:02d}T"
+        f"{u.hour:02d}:{u.minute:02d}:{u.second:02d}.{u.microsecond:06d}Z"
+    )
+
+
+def _json_default(value: object) -> str:
+    if isinstance(value, datetime):
+        return utc_stamp(value)
+    raise TypeError(f"{type(value).__name__} has no canonical JSON form")

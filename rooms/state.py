@@ -81,6 +81,8 @@ class SessionState(BaseModel):
     endpoints: dict[EndpointId, EndpointState] = {}
     #: Sequence number of the last ledger event of this session.
     seq: int = 0
+    #: Hash of the last ledger event of this session ("" before the first): the chain's head.
+    ledger_head: str = ""
     #: Bumped by the store on every committed change.
     version: int = 0
     opened_at: AwareDatetime | None = None

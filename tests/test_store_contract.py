@@ -7,8 +7,10 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from pydantic import ValidationError
 from redis.asyncio import Redis
 
+from rooms.audit import verify_admin_chain, verify_chain
 from rooms.errors import (
     HomeroomError,
     SessionExists,
@@ -388,3 +390,126 @@ async def test_ledger_and_state_survive_a_redis_crash(
         assert seqs(events) == [22]
     finally:
         await store.close()
+
+
+# Specs outlive the state; ledgers are hash chains; the admin audit log.
+
+
+async def test_spec_is_kept_for_the_ledger(store: SessionStore) -> None:
+    state = await created(store)
+    assert await store.spec(state.spec.id) == state.spec
+    await store.transact(state.spec.id, end)
+    assert await store.spec(state.spec.id) == state.spec
+
+
+async def test_unknown_spec_is_not_found(store: SessionStore) -> None:
+    with pytest.raises(SessionNotFound):
+        await store.spec(SessionId("s-nobody"))
+
+
+async def test_a_refused_create_keeps_the_first_spec(store: SessionStore) -> None:
+    state = await created(store)
+    other = state.model_copy(update={"spec": state.spec.model_copy(update={"capacity": 3})})
+    with pytest.raises(SessionExists):
+        await store.create(other, [emit(other, CTX, EventKind.SESSION_CREATED)])
+    assert await store.spec(state.spec.id) == state.spec
+
+
+async def test_racing_writers_leave_one_unbroken_chain(
+    store_pair: tuple[SessionStore, SessionStore],
+) -> None:
+    """The chain's head lives in the state, so a change retried after a race is re-chained
+    on the winner's head: the ledger never forks."""
+    first, second = store_pair
+    sid = (await created(first)).spec.id
+    racers = [(first, second)[n % 2].transact(sid, arrive(f"p-{n}")) for n in range(40)]
+    await asyncio.gather(*racers)
+    ledger = await second.events(sid)
+    report = verify_chain(ledger)
+    assert report.ok and report.count == 41
+    assert report.head == (await first.get(sid)).ledger_head == ledger[-1].hash
+
+
+async def test_admin_audit_is_an_ordered_chain(store: SessionStore) -> None:
+    assert await store.admin_audit() == []
+    appended = [
+        await store.append_admin_audit(
+            "admin-1", "attendance.export", {"format": "csv", "n": n, "all": True}, T0
+        )
+        for n in range(3)
+    ]
+    assert [e.seq for e in appended] == [1, 2, 3]
+    assert await store.admin_audit() == appended
+    assert verify_admin_chain(appended).ok
+    assert await store.admin_audit(after_seq=1) == appended[1:]
+    assert await store.admin_audit(limit=1) == appended[:1]
+    assert await store.admin_audit(after_seq=1, limit=1) == appended[1:2]
+    assert await store.admin_audit(after_seq=3) == []
+    assert await store.admin_audit(limit=0) == []
+
+
+async def test_a_malformed_admin_entry_changes_nothing(store: SessionStore) -> None:
+    first = await store.append_admin_audit("admin-1", "audit.read", {}, T0)
+    with pytest.raises(ValidationError):
+        await store.append_admin_audit("admin@clinic.example", "audit.read", {}, T0)
+    with pytest.raises(ValidationError):
+        await store.append_admin_audit("admin-1", "audit.read", {}, T0.replace(tzinfo=None))
+    assert await store.admin_audit() == [first]
+    second = await store.append_admin_audit("admin-1", "audit.verify", {"ok": True}, T0)
+    assert second.prev == first.hash
+
+
+async def test_concurrent_admin_appends_never_share_a_prev(
+    store_pair: tuple[SessionStore, SessionStore],
+) -> None:
+    first, second = store_pair
+    appends = [
+        (first, second)[n % 2].append_admin_audit("admin-1", "audit.read", {"n": n}, T0)
+        for n in range(40)
+    ]
+    returned = await asyncio.gather(*appends)
+    stored = await first.admin_audit()
+    assert sorted(stored, key=lambda e: e.seq) == stored
+    assert sorted(returned, key=lambda e: e.seq) == stored
+    assert len({e.prev for e in stored}) == 40
+    assert {e.detail["n"] for e in stored} == set(range(40))
+    assert verify_admin_chain(stored).ok
+
+
+async def test_memory_keeps_the_spec_after_the_state_expires() -> None:
+    now = [0.0]
+    store = MemoryStore(ended_ttl_seconds=60, clock=lambda: now[0])
+    state = await created(store)
+    await store.transact(state.spec.id, end)
+    now[0] = 61.0
+    with pytest.raises(SessionNotFound):
+        await store.get(state.spec.id)
+    assert await store.spec(state.spec.id) == state.spec
+
+
+async def test_redis_keeps_the_spec_forever(
+    redis_store: SessionStore, redis_url: str, redis_prefix: str
+) -> None:
+    client = Redis.from_url(redis_url)
+    try:
+        state = await created(redis_store)
+        sid = state.spec.id
+        await redis_store.transact(sid, end)
+        assert await client.ttl(f"{redis_prefix}:s:{sid}:spec") == -1
+        await client.delete(f"{redis_prefix}:s:{sid}")  # as the state's TTL would
+        assert await redis_store.spec(sid) == state.spec
+    finally:
+        await client.aclose()
+
+
+async def test_redis_spec_of_a_session_stored_before_specs_were_kept(
+    redis_store: SessionStore, redis_url: str, redis_prefix: str
+) -> None:
+    """Older sessions have their spec in the state only: it is read from there."""
+    client = Redis.from_url(redis_url)
+    try:
+        state = await created(redis_store)
+        await client.delete(f"{redis_prefix}:s:{state.spec.id}:spec")
+        assert await redis_store.spec(state.spec.id) == state.spec
+    finally:
+        await client.aclose()

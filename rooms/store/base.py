@@ -6,8 +6,10 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable
 from datetime import UTC, datetime
 
+from rooms.audit import AdminAuditEntry
 from rooms.ids import NodeId, SessionId
-from rooms.ledger import LedgerEvent
+from rooms.ledger import LedgerEvent, Scalar
+from rooms.session import SessionSpec
 from rooms.state import SessionState
 
 #: A domain change: mutates the given copy of the state in place and returns the events it
@@ -51,6 +53,30 @@ class SessionStore(ABC):
     @abstractmethod
     async def sessions_starting(self, since: datetime, until: datetime) -> list[SessionId]:
         """Ids of sessions whose scheduled start is in ``[since, until)``, by start time."""
+
+    @abstractmethod
+    async def spec(self, session: SessionId) -> SessionSpec:
+        """The session's spec, kept as long as its ledger: it outlives the state's TTL, so a
+        ledger stays summarizable forever. Raises SessionNotFound."""
+
+    # The admin audit log: staff actions outside any session (exports, audit reads), one
+    # global hash chain (rooms.audit). Appends are serialized: no two entries share a prev.
+
+    @abstractmethod
+    async def append_admin_audit(
+        self, actor: str, action: str, detail: dict[str, Scalar], at: datetime
+    ) -> AdminAuditEntry:
+        """Append an entry chained to the current last one and return it.
+
+        Raises ``pydantic.ValidationError`` for a malformed entry (see
+        ``rooms.audit.AdminAuditEntry``), StoreConflict when appenders keep racing.
+        """
+
+    @abstractmethod
+    async def admin_audit(
+        self, after_seq: int = 0, limit: int | None = None
+    ) -> list[AdminAuditEntry]:
+        """Admin audit entries with ``seq > after_seq``, in order, at most ``limit`` of them."""
 
     # Presence: which nodes are alive and which sessions each serves endpoints in. A node that
     # stops beating is reaped by the others (rooms.reaper).

@@ -8,10 +8,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from rooms.audit import AdminAuditEntry, next_admin_entry
 from rooms.errors import SessionExists, SessionNotFound
 from rooms.ids import NodeId, SessionId
-from rooms.ledger import LedgerEvent
-from rooms.session import SessionStatus
+from rooms.ledger import LedgerEvent, Scalar
+from rooms.session import SessionSpec, SessionStatus
 from rooms.state import SessionState
 from rooms.store.base import Mutation, SessionStore, utc
 
@@ -45,6 +46,10 @@ class MemoryStore(SessionStore):
         self._expires: dict[SessionId, float] = {}
         #: The ledger is never expired: it is the attendance record.
         self._ledgers: dict[SessionId, _Ledger] = {}
+        #: Specs are kept with the ledger, never expired, so it stays summarizable.
+        self._specs: dict[SessionId, str] = {}
+        #: The admin audit log (frozen entries); entry ``n`` has seq ``n + 1``.
+        self._admin: list[AdminAuditEntry] = []
         self._starts: dict[SessionId, float] = {}
         self._heartbeats: dict[NodeId, datetime] = {}
         self._tracked: dict[NodeId, set[SessionId]] = {}
@@ -54,6 +59,7 @@ class MemoryStore(SessionStore):
         if self._doc(sid) is not None:
             raise SessionExists(f"session {sid} exists")
         self._write(state, events)
+        self._specs[sid] = state.spec.model_dump_json()
         self._starts[sid] = state.spec.starts_at.timestamp()
 
     async def get(self, session: SessionId) -> SessionState:
@@ -80,6 +86,34 @@ class MemoryStore(SessionStore):
         # Ties broken by id, as Redis orders equal scores in a sorted set.
         found = sorted((t, sid) for sid, t in self._starts.items() if lo <= t < hi)
         return [sid for _, sid in found]
+
+    async def spec(self, session: SessionId) -> SessionSpec:
+        doc = self._specs.get(session)
+        if doc is None:
+            raise SessionNotFound(f"session {session} not found")
+        return SessionSpec.model_validate_json(doc)
+
+    async def append_admin_audit(
+        self, actor: str, action: str, detail: dict[str, Scalar], at: datetime
+    ) -> AdminAuditEntry:
+        last = self._admin[-1] if self._admin else None
+        entry = next_admin_entry(
+            last.seq if last else 0,
+            last.hash if last else "",
+            actor=actor,
+            action=action,
+            detail=detail,
+            at=at,
+        )
+        self._admin.append(entry)
+        return entry
+
+    async def admin_audit(
+        self, after_seq: int = 0, limit: int | None = None
+    ) -> list[AdminAuditEntry]:
+        start = max(after_seq, 0)
+        stop = None if limit is None else start + max(limit, 0)
+        return self._admin[start:stop]
 
     async def node_heartbeat(self, node: NodeId, at: datetime) -> None:
         self._heartbeats[node] = utc(at)

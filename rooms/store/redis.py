@@ -20,15 +20,17 @@ from redis.backoff import ExponentialWithJitterBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from rooms.audit import AdminAuditEntry, next_admin_entry
 from rooms.errors import SessionExists, SessionNotFound, StoreConflict, StoreUnavailable
 from rooms.ids import NodeId, SessionId
-from rooms.ledger import LedgerEvent
-from rooms.session import SessionStatus
+from rooms.ledger import LedgerEvent, Scalar
+from rooms.session import SessionSpec, SessionStatus
 from rooms.state import SessionState
 from rooms.store.base import Mutation, SessionStore, utc
 
 _CAS_LUA = files("rooms.store").joinpath("cas.lua").read_text(encoding="utf-8")
 _FORGET_LUA = files("rooms.store").joinpath("forget_node.lua").read_text(encoding="utf-8")
+_ADMIN_LUA = files("rooms.store").joinpath("admin_audit.lua").read_text(encoding="utf-8")
 #: Entries read per XREVRANGE page when tailing the ledger.
 _PAGE = 256
 #: Stream entries as the client returns them with ``decode_responses=True``.
@@ -56,6 +58,9 @@ class RedisStore(SessionStore):
     Every write carries a token stored beside the document, so when the client re-sends a
     command whose reply was lost, the compare-and-set it then fails is recognised as its own
     commit rather than re-applied. ``client`` must decode responses.
+
+    Each session's spec is also kept under its own key, never expired (the state is, once the
+    session ends), and the admin audit log is one stream whose head is compare-and-set.
     """
 
     def __init__(
@@ -77,6 +82,9 @@ class RedisStore(SessionStore):
         self._max_attempts = max_attempts
         self._cas = client.register_script(_CAS_LUA)
         self._forget = client.register_script(_FORGET_LUA)
+        self._append_admin = client.register_script(_ADMIN_LUA)
+        # Appenders in this process queue here; other processes' are caught by the script.
+        self._audit_lock = asyncio.Lock()
         self._cache: OrderedDict[SessionId, str] = OrderedDict()
         self._cache_size = cache_size
         self._locks: weakref.WeakValueDictionary[SessionId, asyncio.Lock] = (
@@ -107,7 +115,8 @@ class RedisStore(SessionStore):
         doc = state.model_dump_json()
         token = self._token()
         score = repr(state.spec.starts_at.timestamp())
-        reply = await self._commit(sid, "", state, doc, token, events, score)
+        spec = state.spec.model_dump_json()
+        reply = await self._commit(sid, "", state, doc, token, events, score, spec)
         if reply[0] != 1 and reply[3] != token:
             raise SessionExists(f"session {sid} exists")
         self._remember(sid, doc)
@@ -141,6 +150,57 @@ class RedisStore(SessionStore):
                 ),
             )
         return [SessionId(s) for s in found]
+
+    async def spec(self, session: SessionId) -> SessionSpec:
+        async with _reachable():
+            doc = cast(str | None, await self._redis.get(self._spec_key(session)))
+        if doc is not None:
+            return SessionSpec.model_validate_json(doc)
+        # Sessions stored before specs were kept apart have theirs in the state only.
+        return (await self.get(session)).spec
+
+    async def append_admin_audit(
+        self, actor: str, action: str, detail: dict[str, Scalar], at: datetime
+    ) -> AdminAuditEntry:
+        async with self._audit_lock:
+            return await self._append_admin_entry(actor, action, detail, at)
+
+    async def _append_admin_entry(
+        self, actor: str, action: str, detail: dict[str, Scalar], at: datetime
+    ) -> AdminAuditEntry:
+        """Chain an entry to the head and append it with compare-and-set on the head."""
+        async with _reachable():
+            head = cast(list[str | None], await self._redis.hmget(self._audit_head_key, ["s", "h"]))
+        last_seq, last_hash = int(head[0] or 0), head[1] or ""
+        for _ in range(self._max_attempts):
+            entry = next_admin_entry(
+                last_seq, last_hash, actor=actor, action=action, detail=detail, at=at
+            )
+            token = self._token()
+            args = [last_hash, str(entry.seq), entry.hash, entry.model_dump_json(), token]
+            async with _reachable():
+                reply: list[Any] = await self._append_admin(
+                    keys=[self._audit_key, self._audit_head_key], args=args
+                )
+            # A retried command whose first attempt landed finds its own token at the head.
+            if reply[0] == 1 or reply[3] == token:
+                return entry
+            last_seq, last_hash = int(reply[1]), reply[2]
+        raise StoreConflict("the admin audit log is too busy, try again")
+
+    async def admin_audit(
+        self, after_seq: int = 0, limit: int | None = None
+    ) -> list[AdminAuditEntry]:
+        if limit is not None and limit <= 0:
+            return []
+        async with _reachable():
+            entries = cast(
+                _Entries,
+                await self._redis.xrange(
+                    self._audit_key, min=f"{max(after_seq, 0) + 1}-0", max="+", count=limit
+                ),
+            )
+        return [AdminAuditEntry.model_validate_json(fields["e"]) for _, fields in entries]
 
     async def node_heartbeat(self, node: NodeId, at: datetime) -> None:
         async with _reachable():
@@ -207,7 +267,7 @@ class RedisStore(SessionStore):
                 continue
             state.version += 1
             new_doc, token = state.model_dump_json(), self._token()
-            reply = await self._commit(sid, expected, state, new_doc, token, events, "")
+            reply = await self._commit(sid, expected, state, new_doc, token, events, "", "")
             if reply[0] == 1 or reply[3] == token:
                 self._remember(sid, new_doc)
                 return state, events
@@ -230,12 +290,13 @@ class RedisStore(SessionStore):
         token: str,
         events: list[LedgerEvent],
         score: str,
+        spec: str,
     ) -> list[Any]:
         ttl = self._ttl if state.status is SessionStatus.ENDED else "0"
-        keys = [self._state_key(sid), self._events_key(sid), self._index_key]
+        keys = [self._state_key(sid), self._events_key(sid), self._index_key, self._spec_key(sid)]
         # Track the session for every node with an endpoint in it, in the same write.
         keys.extend(self._node_key(n) for n in sorted({e.node for e in state.endpoints.values()}))
-        args = [expected, str(state.version), doc, token, ttl, score, sid]
+        args = [expected, str(state.version), doc, token, ttl, score, sid, spec]
         args.extend(e.model_dump_json() for e in events)
         async with _reachable():
             reply: list[Any] = await self._cas(keys=keys, args=args)
@@ -282,6 +343,17 @@ class RedisStore(SessionStore):
 
     def _events_key(self, sid: SessionId) -> str:
         return f"{self._prefix}:s:{sid}:ev"
+
+    def _spec_key(self, sid: SessionId) -> str:
+        return f"{self._prefix}:s:{sid}:spec"
+
+    @property
+    def _audit_key(self) -> str:
+        return f"{self._prefix}:audit"
+
+    @property
+    def _audit_head_key(self) -> str:
+        return f"{self._prefix}:audit:head"
 
     @property
     def _index_key(self) -> str:
