@@ -72,6 +72,8 @@ class Settings(BaseSettings):
     ice_servers: Annotated[list[IceServer], NoDecode] = []
     #: Seconds between a node's heartbeats; a node silent for three of them counts as dead.
     heartbeat_seconds: float = Field(default=5, gt=0, le=300)
+    #: A billing rules file (TOML, see docs/attendance.md); unset: the packaged defaults.
+    billing_rules: Path | None = None
     log_format: Literal["json", "console"] = Field(
         default_factory=lambda data: "json" if data.get("env") == "production" else "console"
     )

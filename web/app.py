@@ -17,6 +17,7 @@ from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
+from config.billing import load_billing_rules
 from config.settings import Settings
 from rooms.authz import require_active
 from rooms.clock import Clock, utcnow
@@ -39,10 +40,9 @@ from rooms.tokens import (
 from signaling.server import SignalingConfig, SignalingServer
 from web.auth import authorize_create, authorize_read, require_staff
 from web.errors import MAX_BODY_BYTES, Handler, error_middleware, from_domain, parse_body
+from web.keys import ROOMS, RULES, SETTINGS, SIGNALING
+from web.records import attendance
 
-SETTINGS = web.AppKey("settings", Settings)
-ROOMS = web.AppKey("rooms", Rooms)
-SIGNALING = web.AppKey("signaling", SignalingServer)
 STATIC_DIR = Path(__file__).parent / "static"
 #: A readiness probe must answer quickly even when Redis hangs.
 READY_TIMEOUT_SECONDS = 2.0
@@ -132,6 +132,7 @@ def create_app(
         handler_args={"access_log_class": AccessLogger},
     )
     app[SETTINGS] = settings
+    app[RULES] = load_billing_rules(settings.billing_rules)
     opened = store or open_store(settings.redis_url, prefix=settings.redis_prefix)
     rooms = app[ROOMS] = Rooms(
         opened,
@@ -169,6 +170,7 @@ def create_app(
     app.router.add_post("/api/sessions", create_session)
     app.router.add_get("/api/sessions/{session}", get_session)
     app.router.add_post("/api/links/verify", verify_link)
+    app.router.add_get("/api/attendance", attendance)
     app.router.add_get("/join", _page("join.html"))
     app.router.add_get("/host", _page("host.html"))
     app.router.add_static("/static/", STATIC_DIR)

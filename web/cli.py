@@ -1,4 +1,4 @@
-"""The ``homeroom`` command: ``serve``, ``session create`` and ``token``.
+"""The ``homeroom`` command: ``serve``, ``session create``, ``token``, ``attendance``.
 
 Errors print ``error: <code>: <detail>`` on stderr and exit 1 (usage errors exit 2).
 """
@@ -31,20 +31,13 @@ from rooms.kinds import GroupPurpose, SessionKind
 from rooms.service import CreateSession, Rooms
 from rooms.store import open_store
 from rooms.tokens import StaffRole, issue_staff_token
-from web.app import ROOMS, create_app, created_body
+from web import cli_records
+from web.app import create_app, created_body
+from web.cli_base import CLI_SUBJECT, CliError, cli_token
 from web.errors import describe
+from web.keys import ROOMS
 
 log = structlog.get_logger("cli")
-#: Subject of the admin token the CLI mints for itself when none is given.
-CLI_SUBJECT = "cli"
-
-
-class CliError(Exception):
-    """A failure outside the domain (server unreachable, port taken), printed like the others."""
-
-    def __init__(self, code: str, detail: str) -> None:
-        super().__init__(detail)
-        self.code, self.detail = code, detail
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -77,6 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
     token.add_argument("--subject", required=True, help="the staff member's pseudonymous id")
     token.add_argument("--days", type=int, default=7, help="validity in days (default 7)")
     token.set_defaults(command=cmd_token)
+    cli_records.add_commands(sub)
     return parser
 
 
@@ -119,7 +113,7 @@ def cmd_session_create(args: argparse.Namespace) -> int:
     settings = load_settings()
     req = _request_from_args(args, settings)
     if args.url or settings.redis_url is None:
-        token = args.token or _cli_token(settings)
+        token = args.token or cli_token(settings)
         body = asyncio.run(_create_over_http(args.url or settings.public_url, token, req))
     else:
         body = asyncio.run(_create_in_store(settings, req))
@@ -268,13 +262,6 @@ async def _create_in_store(settings: Settings, req: CreateSession) -> Any:
     finally:
         await store.close()
     return created_body(state, settings).model_dump(mode="json")
-
-
-def _cli_token(settings: Settings) -> str:
-    # Whoever can read the signing secret can mint any token, so this grants nothing new.
-    return issue_staff_token(
-        settings.signing_secret, StaffRole.ADMIN, CLI_SUBJECT, utcnow(), timedelta(minutes=5)
-    )
 
 
 def _store_name(settings: Settings) -> str:
