@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from importlib.resources import files
 from pathlib import Path
 
 from rooms.attendance.rules import BillingRules, BillingRulesError, load_rules
@@ -24,4 +23,5 @@ def load_billing_rules(path: Path | None) -> BillingRules:
 
 
 def _packaged() -> str:
-    return files("config").joinpath("billing.toml").read_text("utf-8")
+    # Beside this module, in a checkout and in an installed package alike.
+    return Path(__file__).with_name("billing.toml").read_text("utf-8")

@@ -135,6 +135,6 @@ async def test_only_admins_export_and_each_export_is_audited(api: Api) -> None:
     (entry,) = await api.store.admin_audit()
     assert (entry.actor, entry.action, entry.detail["format"]) == (
         "a-1",
-        "attendance_export",
+        "attendance.export",
         "fhir",
     )

@@ -12,6 +12,7 @@ from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from rooms.attendance import report
+from rooms.audit import AdminAction
 from rooms.attendance.rules import BillingRules
 from rooms.errors import InvalidMessage
 from rooms.ids import AttendeeId, PseudonymStr, SessionId
@@ -72,7 +73,7 @@ async def export(
     body = report.render(loaded, report.Format(params.format), rules)
     await rooms.store.append_admin_audit(
         actor,
-        "attendance_export",
+        AdminAction.ATTENDANCE_EXPORT,
         {
             "from": params.first.isoformat(),
             "to": params.last.isoformat(),
