@@ -38,6 +38,7 @@ from rooms.tokens import (
     session_links,
 )
 from signaling.server import SignalingConfig, SignalingServer
+from web import audit
 from web.auth import authorize_create, authorize_read, require_staff
 from web.errors import MAX_BODY_BYTES, Handler, error_middleware, from_domain, parse_body
 from web.keys import ROOMS, RULES, SETTINGS, SIGNALING
@@ -171,6 +172,9 @@ def create_app(
     app.router.add_get("/api/sessions/{session}", get_session)
     app.router.add_post("/api/links/verify", verify_link)
     app.router.add_get("/api/attendance", attendance)
+    app.router.add_get("/api/audit", audit.get_audit)
+    app.router.add_get("/api/audit/verify", audit.get_verify)
+    app.router.add_post("/api/archive", audit.post_archive)
     app.router.add_get("/join", _page("join.html"))
     app.router.add_get("/host", _page("host.html"))
     app.router.add_static("/static/", STATIC_DIR)

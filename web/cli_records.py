@@ -6,7 +6,9 @@ import argparse
 import asyncio
 import json
 import sys
+from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 from pydantic import ValidationError
@@ -20,6 +22,7 @@ from rooms.errors import InvalidMessage
 from rooms.ids import NodeId
 from rooms.service import Rooms
 from rooms.store import open_store
+from web.audit import RangeParams, run_archive, verify
 from web.cli_base import CLI_SUBJECT, CliError, cli_token
 from web.errors import describe
 from web.records import AttendanceParams, export
@@ -43,6 +46,106 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     again.add_argument("--events", type=Path, required=True, help="a JSONL export or archive")
     again.add_argument("--format", default="csv", choices=["csv", "json"])
     again.set_defaults(command=cmd_summarize)
+    audit = sub.add_parser("audit", help="the audit trail").add_subparsers(
+        required=True, metavar="ACTION"
+    )
+    check = audit.add_parser("verify", help="check every hash chain; report the first break")
+    check.add_argument("--from", dest="first", help="first day of sessions (default: all)")
+    check.add_argument("--to", dest="last", help="last day of sessions (default: all)")
+    _add_server_options(check)
+    check.set_defaults(command=cmd_verify)
+    keep = sub.add_parser("archive", help="copy ledgers to daily JSONL files")
+    keep.add_argument("--from", dest="first", required=True, help="first day, YYYY-MM-DD")
+    keep.add_argument("--to", dest="last", required=True, help="last day, YYYY-MM-DD")
+    keep.add_argument("--dir", type=Path, help="with REDIS_URL: where (default var/archive)")
+    _add_server_options(keep)
+    keep.set_defaults(command=cmd_archive)
+
+
+def _add_server_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--url", help="go through this server's API (default: see README)")
+    parser.add_argument("--token", help="admin token for --url (default: one from this secret)")
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    """Exit 0 when every chain verifies, 1 naming the first broken link otherwise."""
+    settings = load_settings()
+    params = _range(args, RangeParams)
+    query = params.model_dump(mode="json", by_alias=True)
+
+    async def direct(rooms: Rooms) -> dict[str, Any]:
+        return await verify(rooms, settings.timezone, params.first, params.last, actor=CLI_SUBJECT)
+
+    body = _through(settings, args, ("GET", "/api/audit/verify", query), direct)
+    print(json.dumps({k: body[k] for k in ("ok", "chains", "first_broken")}, indent=2))
+    return 0 if body["ok"] else 1
+
+
+def cmd_archive(args: argparse.Namespace) -> int:
+    settings = load_settings()
+    params = _range(args, RangeParams)
+    directory = args.dir or settings.var_dir / "archive"
+
+    async def direct(rooms: Rooms) -> dict[str, Any]:
+        return await run_archive(
+            rooms, directory, settings.timezone, params.first, params.last, actor=CLI_SUBJECT
+        )
+
+    body = _through(
+        settings, args, ("POST", "/api/archive", params.model_dump(mode="json", by_alias=True)),
+        direct,
+    )  # fmt: skip
+    print(json.dumps(body, indent=2))
+    return 0 if body["ok"] else 1
+
+
+def _range(args: argparse.Namespace, model: type[RangeParams]) -> RangeParams:
+    raw = {k: v for k, v in (("from", args.first), ("to", args.last)) if v}
+    try:
+        return model.model_validate(raw)
+    except ValidationError as exc:
+        raise InvalidMessage(describe(exc)) from None
+
+
+def _through(
+    settings: Settings,
+    args: argparse.Namespace,
+    request: tuple[str, str, dict[str, Any]],
+    direct: Callable[[Rooms], Awaitable[dict[str, Any]]],
+) -> dict[str, Any]:
+    """Straight to Redis when REDIS_URL is set; else through the server holding the store."""
+    if args.url or settings.redis_url is None:
+        token = args.token or cli_token(settings)
+        return asyncio.run(_json_over_http(args.url or settings.public_url, token, request))
+
+    async def run() -> dict[str, Any]:
+        store = open_store(settings.redis_url, prefix=settings.redis_prefix)
+        try:
+            return await direct(Rooms(store, node=NodeId(settings.node_id)))
+        finally:
+            await store.close()
+
+    return asyncio.run(run())
+
+
+async def _json_over_http(
+    base_url: str, token: str, request: tuple[str, str, dict[str, Any]]
+) -> dict[str, Any]:
+    method, path, data = request
+    headers = {"Authorization": f"Bearer {token}"}
+    timeout = aiohttp.ClientTimeout(total=300)
+    options: dict[str, Any] = {"params": data} if method == "GET" else {"json": data}
+    try:
+        async with (
+            aiohttp.ClientSession(timeout=timeout) as http,
+            http.request(method, base_url.rstrip("/") + path, headers=headers, **options) as resp,
+        ):
+            body: dict[str, Any] = await resp.json(content_type=None)
+    except (aiohttp.ClientError, TimeoutError) as exc:
+        raise CliError("server_unreachable", f"{exc.__class__.__name__}: {exc}") from None
+    if resp.status != 200:
+        raise CliError(str(body.get("error", resp.status)), str(body.get("detail", "")))
+    return body
 
 
 def cmd_export(args: argparse.Namespace) -> int:

@@ -63,6 +63,14 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         return error_response(500, "internal_error", "something went wrong on the server")
 
 
+def parse_query(request: web.Request, model: type[_M]) -> _M:
+    """Read the query string into ``model``; failures raise InvalidMessage naming the field."""
+    try:
+        return model.model_validate(dict(request.query))
+    except ValidationError as exc:
+        raise InvalidMessage(describe(exc)) from None
+
+
 async def parse_body(
     request: web.Request, model: type[_M], *, roster_fields: Collection[str] = ()
 ) -> _M:

@@ -9,17 +9,16 @@ from datetime import date
 from typing import Literal
 
 from aiohttp import web
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from rooms.attendance import report
-from rooms.audit import AdminAction
 from rooms.attendance.rules import BillingRules
-from rooms.errors import InvalidMessage
+from rooms.audit import AdminAction
 from rooms.ids import AttendeeId, PseudonymStr, SessionId
 from rooms.service import Rooms
 from rooms.tokens import StaffRole
 from web.auth import require_staff
-from web.errors import describe
+from web.errors import parse_query
 from web.keys import ROOMS, RULES, SETTINGS
 
 
@@ -33,13 +32,6 @@ class AttendanceParams(BaseModel):
     format: Literal["csv", "jsonl", "fhir", "json"] = "csv"
     session: str | None = Field(default=None, pattern=r"^s-[A-Za-z0-9_-]{4,32}$")
     patient: PseudonymStr | None = None
-
-
-def parse_query(request: web.Request, model: type[AttendanceParams]) -> AttendanceParams:
-    try:
-        return model.model_validate(dict(request.query))
-    except ValidationError as exc:
-        raise InvalidMessage(describe(exc)) from None
 
 
 async def attendance(request: web.Request) -> web.Response:
