@@ -1,2 +1,3 @@
-"""aiortc: the server-side forwarding unit for group sessions and headless test participants.
-Imports :mod:`rooms`, never :mod:`web`. (Coming next.)"""
+"""aiortc: headless participants (``participant``, ``negotiation``, ``synthetic``,
+``reception``) used by tests, benchmarks and ``homeroom probe`` (``probe``); later, the
+server-side forwarding unit for group sessions. Imports neither :mod:`web` nor the server."""

@@ -1,0 +1,298 @@
+"""A headless Homeroom endpoint: joins from a link like a page does, and sends and counts media.
+
+It speaks the signaling protocol (signaling/protocol.py) over a socket.io websocket, keeps one
+:class:`~media.negotiation.PeerLink` per other endpoint of the call (a mesh), sends a
+synthetic tone and picture, and counts the frames it decodes from each endpoint. Tests,
+benchmarks and ``homeroom probe`` use it; it imports nothing from the server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from collections.abc import Coroutine
+from typing import Any
+
+import socketio
+import structlog
+from aiortc import MediaStreamTrack
+
+from media.errors import JoinRefused
+from media.negotiation import LocalMedia, PeerLink, rtc_configuration
+from media.reception import PeerStats, count_frames
+from media.synthetic import MediaSpec
+
+log = structlog.get_logger("homeroom.media")
+
+
+class Participant:
+    """One endpoint of a session. ``await join()``, then ``call()`` any client event."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        token: str | None = None,
+        resume: str | None = None,
+        spec: MediaSpec | None = None,
+        timeout: float = 10.0,
+    ) -> None:
+        if (token is None) == (resume is None):
+            raise ValueError("give exactly one of token or resume")
+        self.url = url
+        self._auth: dict[str, Any] = (
+            {"v": 1, "token": token} if token else {"v": 1, "resume": resume}
+        )
+        self._timeout = timeout
+        self._media = LocalMedia(spec or MediaSpec())
+        self._microphone, self._camera = True, True  # the person's own choices
+        self._sio = socketio.AsyncClient(reconnection=False)
+        self._welcome: dict[str, Any] = {}
+        self._room: dict[str, Any] | None = None
+        self._early: list[dict[str, Any]] = []  # signals that came before our welcome
+        self._links: dict[str, PeerLink] = {}
+        self._away: set[str] = set()  # endpoints whose signaling was last seen disconnected
+        self._received: dict[str, PeerStats] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._refusal: Any = None
+        self._closed = False
+        #: Why the server closed this endpoint (``bye``): removed, denied, ended, ...
+        self.bye_reason: str | None = None
+        #: Seconds from the start of ``join()`` to the answered ``hello``.
+        self.join_seconds: float | None = None
+        self._log = log
+        # Handlers are plain functions: python-socketio runs each event in its own task, and
+        # a handler with no await runs whole in arrival order, so signals stay in order.
+        self._sio.on("room", self._on_room)
+        self._sio.on("signal", self._on_signal)
+        self._sio.on("bye", self._on_bye)
+        self._sio.on("connect_error", self._on_refused)
+
+    # --- what tests and the probe read ---------------------------------------------------
+
+    @property
+    def endpoint(self) -> str:
+        return str(self._welcome["endpoint"])
+
+    @property
+    def welcome(self) -> dict[str, Any]:
+        return self._welcome
+
+    @property
+    def room(self) -> dict[str, Any]:
+        """The newest room view (by ``version``)."""
+        assert self._room is not None, "join() first"
+        return self._room
+
+    @property
+    def peers(self) -> dict[str, PeerLink]:
+        """The open peer connections, by remote endpoint."""
+        return dict(self._links)
+
+    @property
+    def first_video_at(self) -> float | None:
+        """``loop.time()`` of the first video frame decoded from any endpoint."""
+        times = [s.first_video_at for s in self._received.values() if s.first_video_at is not None]
+        return min(times, default=None)
+
+    def stats(self) -> dict[str, PeerStats]:
+        """A snapshot of what was received, by remote endpoint."""
+        return {remote: dataclasses.replace(s) for remote, s in self._received.items()}
+
+    def received(self, remote: str) -> PeerStats:
+        return dataclasses.replace(self._received.get(remote) or PeerStats())
+
+    # --- actions -------------------------------------------------------------------------
+
+    async def join(self) -> Participant:
+        """Connect, say ``hello``, and start negotiating with whoever is in the call."""
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        await self._connect(self._auth)
+        self.join_seconds = loop.time() - started
+        return self
+
+    async def resume(self) -> None:
+        """Drop the socket and come back with the resume credential; media keeps flowing."""
+        await self._sio.disconnect()
+        await self._connect({"v": 1, "resume": self._welcome["resume"]})
+
+    async def call(self, event: str, data: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Send a client event and return its ack (``{"ok": true, ...}`` or ``{"error": ...}``)."""
+        reply: dict[str, Any] = await self._sio.call(event, data or {}, timeout=self._timeout)
+        return reply
+
+    async def admit(self, attendee: str) -> dict[str, Any]:
+        return await self.call("admit", {"attendee": attendee})
+
+    async def attach(self, token: str) -> dict[str, Any]:
+        """Add a second attendee to this device with that person's own link token."""
+        return await self.call("attach", {"token": token})
+
+    def set_microphone(self, on: bool) -> None:
+        """Switch the microphone here only (a page would also send ``mute`` for itself); a
+        clinician's mute in the room view silences it regardless."""
+        self._microphone = on
+        self._apply_sending()
+
+    async def set_camera(self, on: bool) -> dict[str, Any]:
+        """Stop or restart video, and report the modality (it decides the billing modifier)."""
+        self._camera = on
+        self._apply_sending()
+        return await self.call("modality", {"modality": "video" if on else "audio"})
+
+    async def close(self) -> None:
+        """Close every peer connection, stop counting, disconnect. Safe to call twice."""
+        self._closed = True
+        links, self._links = list(self._links.values()), {}
+        await asyncio.gather(*(link.close() for link in links))
+        if self._sio.connected:
+            await self._sio.disconnect()
+        # Closed connections end their remote tracks, and so the counters; a counter that
+        # still waits after that is not worth hanging a shutdown for.
+        if self._tasks:
+            _, pending = await asyncio.wait(set(self._tasks), timeout=5)
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
+
+    # --- socket.io -----------------------------------------------------------------------
+
+    async def _connect(self, auth: dict[str, Any]) -> None:
+        self._refusal = None
+        try:
+            await self._sio.connect(
+                self.url, auth=auth, transports=["websocket"], wait_timeout=self._timeout
+            )
+        except socketio.exceptions.ConnectionError as exc:
+            data = (self._refusal or {}).get("data") or {}
+            raise JoinRefused(
+                data.get("error", "unreachable"), data.get("detail", str(exc))
+            ) from None
+        reply = await self.call("hello")
+        if not reply.get("ok"):
+            raise JoinRefused(reply.get("error", "refused"), reply.get("detail", ""))
+        self._welcome = reply["welcome"]
+        self._log = log.bind(endpoint=self.endpoint)
+        for link in self._links.values():  # back from a resume: offers may have been lost
+            link.signaling_restored()
+        self._on_room(reply["room"])
+        self._reconcile()  # views may have come before the welcome; act on the newest now
+        early, self._early = self._early, []
+        for signal in early:
+            self._on_signal(signal)
+
+    def _on_refused(self, data: Any = None) -> None:
+        self._refusal = data if isinstance(data, dict) else {}
+
+    def _on_room(self, view: dict[str, Any]) -> None:
+        if self._room is not None and view["version"] <= self._room["version"]:
+            return  # late: a newer view already arrived
+        self._room = view
+        if self._welcome:
+            self._apply_sending()
+            self._reconcile()
+
+    def _on_signal(self, signal: dict[str, Any]) -> None:
+        if not self._welcome:
+            self._early.append(signal)
+            return
+        remote = str(signal.get("from", ""))
+        link = self._links.get(remote)
+        if link is None and remote and self._in_call():
+            # The server relays only between admitted endpoints: the view saying so may
+            # simply not be here yet (events from another node are not ordered with ours).
+            link = self._link(remote)
+        if link is not None:
+            link.deliver(signal)
+
+    def _on_bye(self, data: dict[str, Any]) -> None:
+        self.bye_reason = str(data.get("reason", ""))
+        self._log.info("bye", reason=self.bye_reason)
+        for remote in list(self._links):
+            self._drop(remote)
+
+    # --- the mesh ------------------------------------------------------------------------
+
+    def _in_call(self) -> bool:
+        return bool(
+            self._room and self._room["admitted"] and not self._closed and not self.bye_reason
+        )
+
+    def _reconcile(self) -> None:
+        """One link per other connected endpoint of the call; none while waiting."""
+        room = self._room
+        if room is None or not self._in_call():
+            for remote in list(self._links):
+                self._drop(remote)
+            return
+        others = {e["endpoint"]: e for e in room["endpoints"] if e["endpoint"] != room["you"]}
+        for remote in list(self._links):
+            if remote not in others:
+                self._drop(remote)
+        self._away &= set(others)
+        for remote, view in others.items():
+            if not view["connected"]:
+                # Its link stays (media may flow on while its signaling reconnects), but it
+                # gets no new one: nobody would answer the offer.
+                self._away.add(remote)
+                continue
+            if remote not in self._links:
+                self._link(remote)
+            elif remote in self._away:
+                self._links[remote].signaling_restored()
+            self._away.discard(remote)
+
+    def _link(self, remote: str) -> PeerLink:
+        link = PeerLink(
+            remote,
+            polite=self.endpoint < remote,
+            config=rtc_configuration(self._welcome.get("ice_servers", [])),
+            media=self._media,
+            send=self._send_signal,
+            on_track=self._on_track,
+        )
+        self._links[remote] = link
+        return link
+
+    def _drop(self, remote: str) -> None:
+        self._spawn(self._links.pop(remote).close())
+
+    async def _send_signal(self, data: dict[str, Any]) -> None:
+        if not self._sio.connected:
+            return  # resuming; the remote will not hear this one either way
+        reply = await self.call("signal", data)
+        if not reply.get("ok"):
+            self._log.info("signal_refused", code=reply.get("error"))
+
+    def _on_track(self, remote: str, track: MediaStreamTrack) -> None:
+        stats = self._received.setdefault(remote, PeerStats())
+        self._spawn(count_frames(track, stats))
+
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    # --- microphone and camera -----------------------------------------------------------
+
+    def _apply_sending(self) -> None:
+        self._media.sending["audio"] = self._microphone and not self._muted_in_room()
+        self._media.sending["video"] = self._camera
+        for link in self._links.values():
+            for kind, on in self._media.sending.items():
+                link.set_sending(kind, on)
+
+    def _muted_in_room(self) -> bool:
+        """This device's microphone is off when a clinician muted anyone on it (the device has
+        one microphone, and a clinician's mute binds) or when everyone on it muted themselves.
+        In peer-to-peer calls the server cannot enforce this: the endpoint must."""
+        room = self._room
+        if room is None:
+            return False
+        views = [*room["endpoints"], *room.get("waiting", [])]
+        mine = next((e for e in views if e["endpoint"] == room["you"]), None)
+        people = mine["attendees"] if mine else []
+        return any(a["clinician_muted"] for a in people) or (
+            bool(people) and all(a["muted"] for a in people)
+        )
