@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import os
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 from redis.asyncio import Redis
 
-from tests.served import ServedNode, token_of
-from tests.signaling_harness import Client, until
+from tests.redis_server import free_port
+from tests.served import HOMEROOM, ServedNode, token_of
+from tests.signaling_harness import SECRET, Client, until
 
 COUPLES = {
     "kind": "couples",
@@ -107,3 +110,29 @@ async def test_two_nodes_then_one_crashes(
     lost = [e for e in events if e["kind"] == "disconnected" and e["attendee"] == "p-201"]
     assert len(lost) == 1 and lost[0]["data"]["reason"] == "node_lost"
     await host.close()
+
+
+async def test_homeroom_probe_reports_media_both_ways(served: ServedNode, tmp_path: Path) -> None:
+    env = {**os.environ, "HOMEROOM_SECRET": SECRET, "HOMEROOM_VAR_DIR": str(tmp_path)}
+    proc = await asyncio.create_subprocess_exec(
+        str(HOMEROOM), "probe", "--url", served.url, "--timeout", "60",
+        env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    out, err = await proc.communicate()
+    assert proc.returncode == 0, err.decode()
+    report = json.loads(out)
+    assert report["ok"] is True
+    for side in ("clinician", "patient"):
+        assert report[side]["video_frames"] >= 10 and report[side]["audio_frames"] >= 25
+        assert report[side]["first_video_ms"] > 0
+
+
+async def test_homeroom_probe_without_a_server_says_so(tmp_path: Path) -> None:
+    env = {**os.environ, "HOMEROOM_SECRET": SECRET, "HOMEROOM_VAR_DIR": str(tmp_path)}
+    proc = await asyncio.create_subprocess_exec(
+        str(HOMEROOM), "probe", "--url", f"http://127.0.0.1:{free_port()}", "--timeout", "5",
+        env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    out, err = await proc.communicate()
+    assert proc.returncode == 1 and out == b""
+    assert err.decode().startswith("error: unreachable:")

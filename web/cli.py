@@ -1,4 +1,4 @@
-"""The ``homeroom`` command: ``serve``, ``session create``, ``token``, ``attendance``.
+"""The ``homeroom`` command: serve, session create, token, probe, attendance, audit, archive.
 
 Errors print ``error: <code>: <detail>`` on stderr and exit 1 (usage errors exit 2).
 """
@@ -24,6 +24,8 @@ from pydantic import ValidationError
 
 from config.logging import configure_logging
 from config.settings import Settings, load_settings
+from media.errors import ProbeFailed
+from media.probe import probe
 from rooms.clock import utcnow
 from rooms.errors import HomeroomError, InvalidMessage, InvalidRoster
 from rooms.ids import NodeId, is_valid_id
@@ -44,6 +46,9 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``homeroom`` console script."""
     args = build_parser().parse_args(argv)
     command: Callable[[argparse.Namespace], int] = args.command
+    if command is not cmd_serve:
+        # Standard output is the command's answer (JSON, CSV): warnings go to stderr.
+        configure_logging("console", level="warning", stream=sys.stderr)
     try:
         return command(args)
     except (HomeroomError, CliError) as exc:
@@ -70,6 +75,11 @@ def build_parser() -> argparse.ArgumentParser:
     token.add_argument("--subject", required=True, help="the staff member's pseudonymous id")
     token.add_argument("--days", type=int, default=7, help="validity in days (default 7)")
     token.set_defaults(command=cmd_token)
+    probe = sub.add_parser("probe", help="check a deployment with a real two-party call")
+    probe.add_argument("--url", help="the Homeroom to check (default HOMEROOM_PUBLIC_URL)")
+    probe.add_argument("--token", help="admin staff token (default: one from this secret)")
+    probe.add_argument("--timeout", type=float, default=30.0, help="seconds (default 30)")
+    probe.set_defaults(command=cmd_probe)
     cli_records.add_commands(sub)
     return parser
 
@@ -102,6 +112,21 @@ def cmd_token(args: argparse.Namespace) -> int:
         )
     )
     return 0
+
+
+def cmd_probe(args: argparse.Namespace) -> int:
+    """Create an individual session, join a clinician and a patient, admit, and report JSON.
+    Exit 0 only when audio and video flowed both ways."""
+    settings = load_settings()
+    if not 1 <= args.timeout <= 600:
+        raise InvalidMessage("--timeout: between 1 and 600 seconds")
+    url = args.url or settings.public_url
+    try:
+        report = asyncio.run(probe(url, args.token or cli_token(settings), timeout=args.timeout))
+    except ProbeFailed as exc:
+        raise CliError(exc.code, exc.detail) from None
+    print(report.model_dump_json(indent=2))
+    return 0 if report.ok else 1
 
 
 def cmd_session_create(args: argparse.Namespace) -> int:
