@@ -1,0 +1,217 @@
+// The clinician's console beside the call: the waiting room (admit / deny), everyone in the
+// session with their controls, session controls (mute all, lock, end for all), and the
+// connection quality of each endpoint from WebRTC statistics.
+
+import { $, el } from "./dom.js";
+
+const STATS_EVERY_MS = 3000;
+const STATUS_WORDS = { scheduled: "Not started", open: "Open: waiting room", live: "Live", ended: "Ended" };
+
+/** good / fair / poor from round-trip time, frame rate and packets lost since the last sample. */
+function grade(q, lost) {
+  if (q.state && q.state !== "connected") { return q.state === "failed" ? "no connection" : "connecting…"; }
+  if ((q.rttMs ?? 0) > 400 || (q.fps !== null && q.fps < 8) || lost > 50) { return "poor"; }
+  if ((q.rttMs ?? 0) > 200 || (q.fps !== null && q.fps < 15) || lost > 5) { return "fair"; }
+  return "good";
+}
+
+export class HostPanel {
+  constructor(visit) {
+    this.visit = visit;
+    this.quality = {};
+    this.lostBefore = {};
+    this.timer = 0;
+    this.known = { waiting: new Set(), asking: new Set() };
+    visit.addEventListener("room", () => this.render());
+    visit.addEventListener("welcome", () => this._startStats());
+    visit.addEventListener("ended", () => clearInterval(this.timer));
+    $("mute-all").addEventListener("click", () => this.act("mute_all", {}, "Everyone else is muted."));
+    $("lock").addEventListener("click", () => {
+      const locked = !this.visit.room.locked;
+      this.act("lock", { locked }, locked ? "The session is locked: nobody new can come in." : "The session is unlocked.");
+    });
+    $("end").addEventListener("click", async () => {
+      if (await confirmDialog("End the session for everyone?",
+        "Everyone is disconnected and the session closes. Links stop working.", "End for all")) {
+        this.act("end");
+      }
+    });
+    for (const id of ["waiting-list", "people-list"]) { $(id).addEventListener("click", (e) => this._click(e)); }
+  }
+
+  async act(event, data = {}, done = "") {
+    const reply = await this.visit.signaling.call(event, data);
+    if (reply.error) { this.say("That did not work: " + (reply.detail || reply.error)); }
+    else if (done) { this.say(done); }
+    return reply;
+  }
+
+  say(text) { $("console-message").textContent = text; }
+
+  async _click(event) {
+    const button = event.target.closest("button[data-action]");
+    if (!button) { return; }
+    const { action, attendee } = button.dataset;
+    const simple = {
+      admit: ["admit", {}, attendee + " is in the session."],
+      deny: ["deny", {}, attendee + " was not let in."],
+      mute: ["mute", {}, attendee + " is muted."],
+      unmute: ["unmute", {}, attendee + " can speak again."],
+      "lock-mute": ["lock_mute", { locked: true }, attendee + " stays muted until you release the lock."],
+      "unlock-mute": ["lock_mute", { locked: false }, "Mute lock released for " + attendee + "."],
+      absent: ["mark", { present: false }, attendee + " is marked as stepped away."],
+      present: ["mark", { present: true }, attendee + " is marked present."],
+    }[action];
+    if (simple) {
+      await this.act(simple[0], { attendee, ...simple[1] }, simple[2]);
+    } else if (action === "remove" && await confirmDialog("Remove " + attendee + "?",
+      "They leave the call at once and their link stops working for this session.", "Remove")) {
+      await this.act("remove", { attendee }, attendee + " was removed.");
+    }
+  }
+
+  // --- rendering ----------------------------------------------------------------------
+
+  render() {
+    const room = this.visit.room;
+    if (!room) { return; }
+    $("session-state").textContent = (STATUS_WORDS[room.status] || room.status) + (room.locked ? " · Locked" : "");
+    const lock = $("lock");
+    lock.textContent = room.locked ? "Unlock" : "Lock";
+    lock.setAttribute("aria-pressed", String(room.locked));
+    const all = [...room.endpoints, ...(room.waiting || [])];
+    const waiting = all.flatMap((e) => e.attendees.filter((a) => a.status === "waiting").map((a) => [e, a]));
+    const inCall = room.endpoints.filter((e) => e.attendees.some((a) => a.status !== "waiting"));
+    keepFocus(() => {
+      $("waiting-count").textContent = "(" + waiting.length + ")";
+      $("waiting-list").replaceChildren(...waiting.map(([e, a]) => this._waitingRow(e, a)));
+      $("waiting-empty").hidden = waiting.length > 0;
+      $("people-list").replaceChildren(...inCall.map((e) => this._device(e, room.you)));
+    });
+    this._announce(waiting.map(([, a]) => a.attendee),
+      inCall.flatMap((e) => e.attendees).filter((a) => a.unmute_requested).map((a) => a.attendee));
+  }
+
+  _waitingRow(endpoint, person) {
+    const shared = endpoint.attendees.length > 1 ? " (shared device)" : "";
+    return el("li", { class: "person", dataset: { attendee: person.attendee } },
+      el("span", { class: "who" }, el("strong", { text: person.attendee }), " " + person.role + shared),
+      el("span", { class: "actions" },
+        button("admit", person.attendee, "Admit", "primary"),
+        button("deny", person.attendee, "Deny")));
+  }
+
+  _device(endpoint, you) {
+    const shared = endpoint.attendees.length > 1;
+    const mine = endpoint.endpoint === you;
+    const people = endpoint.attendees.filter((a) => a.status !== "waiting")
+      .map((a) => this._person(a, { shared, mine }));
+    const heading = mine ? "This device (you)" : shared ? "Shared device" : "Device";
+    return el("li", { class: "device", dataset: { endpoint: endpoint.endpoint, connected: String(endpoint.connected) } },
+      el("p", { class: "device-head" }, el("span", { text: heading }),
+        endpoint.connected ? null : el("span", { class: "badge warn", text: "reconnecting" })),
+      mine ? null : el("p", { class: "quality", dataset: { quality: endpoint.endpoint }, text: this._qualityText(endpoint.endpoint) }),
+      el("ul", { class: "people" }, people));
+  }
+
+  _person(a, { shared, mine }) {
+    const seated = a.role !== "clinician";
+    const badges = [
+      a.clinician_muted ? badge("muted by you") : a.muted ? badge("muted") : null,
+      a.mute_locked ? badge("mute locked") : null,
+      a.unmute_requested ? badge("asks to unmute", "attention") : null,
+      a.status === "absent" ? badge("stepped away", "warn") : null,
+      a.attached && !a.attested ? badge("not confirmed yet", "warn") : null,
+    ];
+    const actions = [];
+    if (seated && !mine) {
+      if (!a.clinician_muted) { actions.push(button("mute", a.attendee, "Mute")); }
+      else if (!a.mute_locked) { actions.push(button("unmute", a.attendee, a.unmute_requested ? "Unmute (asked)" : "Unmute")); }
+      actions.push(a.mute_locked ? button("unlock-mute", a.attendee, "Release mute lock") : button("lock-mute", a.attendee, "Lock mute"));
+      if (shared) {
+        if (a.status === "absent") { actions.push(button("present", a.attendee, "Mark present")); }
+        else if (!a.attested) { actions.push(button("present", a.attendee, "Confirm present", "primary")); }
+        else { actions.push(button("absent", a.attendee, "Mark absent")); }
+      }
+      actions.push(button("remove", a.attendee, "Remove", "danger"));
+    }
+    return el("li", { class: "person", dataset: { attendee: a.attendee, status: a.status } },
+      el("span", { class: "who" }, el("strong", { text: a.attendee }), " " + a.role, " ", badges),
+      actions.length ? el("span", { class: "actions" }, actions) : null);
+  }
+
+  _announce(waiting, asking) {
+    const fresh = (ids, seen) => ids.filter((id) => !seen.has(id));
+    const lines = [
+      ...fresh(waiting, this.known.waiting).map((id) => id + " is waiting to be let in."),
+      ...fresh(asking, this.known.asking).map((id) => id + " asks to unmute."),
+    ];
+    this.known = { waiting: new Set(waiting), asking: new Set(asking) };
+    if (lines.length) { this.say(lines.join(" ")); }
+  }
+
+  // --- connection quality -------------------------------------------------------------
+
+  _startStats() {
+    clearInterval(this.timer);
+    this.timer = setInterval(() => this._sample(), STATS_EVERY_MS);
+  }
+
+  async _sample() {
+    this.quality = await this.visit.mesh.stats();
+    for (const [endpoint, q] of Object.entries(this.quality)) {
+      const total = q.packetsLost || 0;
+      q.recentLost = Math.max(0, total - (this.lostBefore[endpoint] ?? total));
+      this.lostBefore[endpoint] = total;
+    }
+    for (const node of document.querySelectorAll("[data-quality]")) {
+      node.textContent = this._qualityText(node.dataset.quality);
+    }
+  }
+
+  _qualityText(endpoint) {
+    const q = this.quality[endpoint];
+    if (!q) { return "Connection: starting…"; }
+    const lost = q.recentLost || 0;
+    const parts = ["Connection: " + grade(q, lost)];
+    if (q.rttMs !== null && q.rttMs !== undefined) { parts.push(q.rttMs + " ms"); }
+    parts.push(lost + " packets lost in " + STATS_EVERY_MS / 1000 + " s");
+    if (q.fps !== null && q.fps !== undefined) { parts.push(Math.round(q.fps) + " fps"); }
+    return parts.join(" · ");
+  }
+}
+
+function button(action, attendee, text, kind = "") {
+  return el("button", {
+    type: "button", class: kind, text,
+    dataset: { action, attendee, key: action + ":" + attendee },
+    "aria-label": text + " " + attendee,
+  });
+}
+
+function badge(text, kind = "") {
+  return el("span", { class: ("badge " + kind).trim(), text });
+}
+
+/** Re-render without losing a keyboard user's place: focus returns to the same control. */
+function keepFocus(render) {
+  const key = document.activeElement && document.activeElement.dataset ? document.activeElement.dataset.key : null;
+  render();
+  if (key) {
+    const again = document.querySelector('[data-key="' + CSS.escape(key) + '"]');
+    if (again) { again.focus(); }
+  }
+}
+
+/** A modal question; resolves true when the person confirms. */
+export function confirmDialog(title, text, confirmLabel) {
+  const dialog = $("confirm");
+  $("confirm-title").textContent = title;
+  $("confirm-text").textContent = text;
+  $("confirm-ok").textContent = confirmLabel;
+  dialog.returnValue = "";
+  dialog.showModal();
+  return new Promise((resolve) => {
+    dialog.addEventListener("close", () => resolve(dialog.returnValue === "ok"), { once: true });
+  });
+}

@@ -1,0 +1,180 @@
+// The signaling connection (docs/protocol.md): connect with the link token, `hello`, keep the
+// newest room view, and come back after a network drop with the newest resume credential.
+//
+// Events (this is an EventTarget; each event's `detail`):
+//   "state"    {state: "connecting" | "connected" | "reconnecting" | "closed"}
+//   "welcome"  {welcome, resumed}        after every (re)connect
+//   "room"     {room}                    a newer room view
+//   "signal"   {signal}                  relayed SDP or ICE from another endpoint
+//   "bye"      {reason, detail}          the server closed this endpoint for good
+//   "refused"  {error, detail}           the server will not let this link in (final)
+
+const PROTOCOL_VERSION = 1;
+const ACK_TIMEOUT_MS = 10000;
+/** Refusals of a resume after which joining afresh with the link may still work. */
+const JOIN_AGAIN = new Set(["resume_expired", "token_invalid", "endpoint_not_found"]);
+
+export class Signaling extends EventTarget {
+  constructor(token, { storageKey } = {}) {
+    super();
+    this.token = token;
+    this.storageKey = storageKey;
+    this.welcome = null;
+    this.room = null;
+    this.state = "idle";
+    this.byeReason = null;
+    this.socket = null;
+    this._resume = storageKey ? sessionStorage.getItem(storageKey) : null;
+    this._usedResume = false;
+  }
+
+  /** Whether this tab holds a resume credential (it was in the session moments ago). */
+  static stored(storageKey) { return Boolean(sessionStorage.getItem(storageKey)); }
+
+  get endpoint() { return this.welcome ? this.welcome.endpoint : null; }
+  get connected() { return Boolean(this.socket && this.socket.connected && this.welcome); }
+
+  connect() {
+    const io = window.io;
+    if (typeof io !== "function") {
+      this._fail("assets_missing", "The page's files are incomplete (the socket.io client is missing).");
+      return;
+    }
+    this._setState("connecting");
+    this.socket = io({
+      transports: ["websocket"],
+      // Called before every (re)connection: after a welcome, resume the same endpoint.
+      auth: (cb) => {
+        this._usedResume = Boolean(this._resume);
+        cb(this._resume ? { v: PROTOCOL_VERSION, resume: this._resume } : { v: PROTOCOL_VERSION, token: this.token });
+      },
+      reconnectionDelay: 500,
+      reconnectionDelayMax: 4000,
+      randomizationFactor: 0.3,
+      timeout: 10000,
+    });
+    const s = this.socket;
+    s.on("connect", () => this._hello());
+    s.on("connect_error", (err) => this._refused(err));
+    s.on("disconnect", (reason) => this._lost(reason));
+    s.on("room", (room) => this._room(room));
+    s.on("signal", (signal) => this.dispatchEvent(new CustomEvent("signal", { detail: { signal } })));
+    s.on("bye", (bye) => this._bye(bye));
+    s.io.on("reconnect_attempt", () => { if (this.state !== "closed") { this._setState("reconnecting"); } });
+  }
+
+  /** Send a client event; resolves to its ack ({ok: true, ...} or {error, detail}). */
+  async call(event, data = {}) {
+    if (!this.connected) {
+      return { error: "not_connected", detail: "Not connected right now. Try again in a moment." };
+    }
+    try {
+      return await this.socket.timeout(ACK_TIMEOUT_MS).emitWithAck(event, data);
+    } catch (_) {
+      return { error: "timeout", detail: "The server did not answer in time." };
+    }
+  }
+
+  /** Relay SDP or ICE; dropped while disconnected (stale by the time we are back). */
+  signal(message) {
+    if (this.connected) { this.socket.emit("signal", message, () => {}); }
+  }
+
+  async leave() {
+    const reply = await this.call("leave");
+    this._close("left");
+    return reply;
+  }
+
+  close() { this._close(null); }
+
+  // --- socket.io ----------------------------------------------------------------------
+
+  async _hello() {
+    const s = this.socket;
+    let reply;
+    try {
+      reply = await s.timeout(ACK_TIMEOUT_MS).emitWithAck("hello", {});
+    } catch (_) {
+      s.disconnect();  // no answer: try the connection again
+      s.connect();
+      return;
+    }
+    if (!reply || !reply.ok) {
+      this._fail(reply ? reply.error : "internal_error", reply ? reply.detail : "");
+      return;
+    }
+    const welcome = reply.welcome;
+    if (welcome.v !== PROTOCOL_VERSION) {
+      this._fail("version", "This page is out of date. Reload it.");
+      return;
+    }
+    this.welcome = welcome;
+    this._remember(welcome.resume);  // rotated on every resume: always keep the newest
+    this._setState("connected");
+    this.dispatchEvent(new CustomEvent("welcome", { detail: { welcome, resumed: welcome.resumed } }));
+    this._room(reply.room, true);
+  }
+
+  _room(room, force = false) {
+    // Views from different nodes may arrive out of order: the highest version wins. After a
+    // welcome the view is re-announced even at the same version (the page may have reset).
+    const newer = !this.room || room.version > this.room.version;
+    if (!newer && !force) { return; }
+    if (newer) { this.room = room; }
+    room = this.room;
+    this.dispatchEvent(new CustomEvent("room", { detail: { room } }));
+  }
+
+  _refused(err) {
+    const data = err && err.data;
+    if (!data || !data.error) { return; }  // the network, not the server: socket.io retries
+    if (this._usedResume && JOIN_AGAIN.has(data.error)) {
+      // Away too long (or the credential is gone): join again with the link itself.
+      this._remember(null);
+      this.socket.connect();
+      return;
+    }
+    this._fail(data.error, data.detail || "");
+  }
+
+  _lost(reason) {
+    if (this.state === "closed") { return; }
+    this._setState("reconnecting");
+    if (reason === "io server disconnect") {
+      // socket.io does not come back by itself from a server-side close: ask to resume.
+      this.socket.connect();
+    }
+  }
+
+  _bye(bye) {
+    this.byeReason = bye.reason;
+    this._close(bye.reason, bye.detail || "");
+  }
+
+  _close(reason, detail = "") {
+    if (this.state === "closed") { return; }
+    this._setState("closed");
+    this._remember(null);
+    if (this.socket) { this.socket.io.opts.reconnection = false; this.socket.disconnect(); }
+    if (reason) { this.dispatchEvent(new CustomEvent("bye", { detail: { reason, detail } })); }
+  }
+
+  _fail(error, detail) {
+    this._close(null);
+    this.dispatchEvent(new CustomEvent("refused", { detail: { error, detail } }));
+  }
+
+  _remember(resume) {
+    this._resume = resume;
+    if (!this.storageKey) { return; }
+    if (resume) { sessionStorage.setItem(this.storageKey, resume); }
+    else { sessionStorage.removeItem(this.storageKey); }
+  }
+
+  _setState(state) {
+    if (this.state === state) { return; }
+    this.state = state;
+    this.dispatchEvent(new CustomEvent("state", { detail: { state } }));
+  }
+}

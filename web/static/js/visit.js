@@ -1,0 +1,367 @@
+// One visit to a session from this page, patient or clinician: check the link, check the
+// devices, join, wait, take part in the call, and end with a plain message. The clinician's
+// console (host.js) listens to the same visit.
+
+import { $, fillSelect, paragraphs, showStage } from "./dom.js";
+import { problemLines, readToken, verifyLink, when } from "./link.js";
+import { LevelMeter, LocalMedia } from "./media.js";
+import { Signaling } from "./signaling.js";
+import { Mesh } from "./mesh.js";
+import { CallView, showSelf } from "./call.js";
+
+const ROLE_WORDS = { patient: "a patient", guest: "a family guest", clinician: "the clinician" };
+const KIND_WORDS = { individual: "an individual", couples: "a couples", group: "a group" };
+
+const BYE_WORDS = {
+  removed: ["You have been removed from this session",
+    "Your clinician has removed you from this session. If you think this is a mistake, contact your care team."],
+  denied: ["You were not let in",
+    "Your clinician could not let you in to this session. If you need help, contact your care team."],
+  ended: ["The session has ended", "The session has ended. Thank you for attending."],
+  left: ["You left the session", "You left the session. You can join again while it is still running."],
+  replaced: ["This call moved", "This call continued in another window or tab."],
+  expired: ["You were away too long", "Your connection was away too long. Join again to come back."],
+};
+
+const MEDIA_WORDS = {
+  denied: "Your camera and microphone are blocked for this page. To take part, allow them: " +
+    "tap the camera or lock icon in the address bar, choose Allow, then press Try again.",
+  busy: "Your camera or microphone is being used by another app. Close that app, then press Try again.",
+  unsupported: "This browser cannot use a camera or microphone here. Try a recent Chrome, Safari, Firefox or Edge.",
+  failed: "We could not start your camera or microphone. Press Try again, or restart your browser.",
+};
+
+export class Visit extends EventTarget {
+  constructor(page) {
+    super();
+    this.page = page;                 // "join" or "host"
+    this.token = null;
+    this.info = null;                 // /api/links/verify
+    this.media = new LocalMedia();
+    this.meter = new LevelMeter($("level"));
+    this.signaling = null;
+    this.room = null;
+    this.mesh = new Mesh({
+      media: this.media,
+      send: (signal) => this.signaling && this.signaling.signal(signal),
+      onRemote: (endpoint, stream) => this.call.stream(endpoint, stream),
+    });
+    this.call = new CallView($("remotes"), (view) => this.describe(view));
+    /** Names typed on this device, by attendee id. Never sent anywhere. */
+    this.names = new Map();
+    this.reported = null;             // the modality last sent for this endpoint
+    // For the page tests and for support: media numbers only, nothing identifying.
+    window.homeroomMedia = { stats: () => this.mesh.stats() };
+  }
+
+  // --- link ---------------------------------------------------------------------------
+
+  async start() {
+    this._wire();
+    this.token = readToken(this.page);
+    if (!this.token) {
+      this.problem(["This page needs the link from your invitation message.",
+        "Open that link again, or ask your care team to send a new one."]);
+      return;
+    }
+    const checked = await verifyLink(this.token);
+    if (!checked.ok) {
+      this.problem(problemLines(checked.error, checked.body));
+      return;
+    }
+    this.info = checked.info;
+    this._describeLink();
+    showStage("setup");
+    await this.openMedia();
+    if (Signaling.stored(this._resumeKey())) { this.join(); }  // reloaded mid-call: straight back in
+  }
+
+  problem(lines) {
+    paragraphs($("problem-text"), lines);
+    showStage("problem");
+  }
+
+  _describeLink() {
+    const info = this.info;
+    const lines = [
+      "This link is for " + (ROLE_WORDS[info.role] || info.role) + " at " + (KIND_WORDS[info.kind] || "a") +
+        " session, starting " + when(info.starts_at) + ".",
+    ];
+    if (info.session_status === "scheduled") { lines.push("You can check your camera now; the waiting room opens when you join."); }
+    paragraphs($("link-info"), lines);
+  }
+
+  // --- devices ------------------------------------------------------------------------
+
+  async openMedia(choice = {}) {
+    await this.media.open(choice);
+    showSelf($("preview"), this.media.stream);
+    this.meter.attach(this.media.audio);
+    this._mediaProblem();
+    await this._fillPickers();
+    this._controls();
+    $("join").disabled = false;
+  }
+
+  _mediaProblem() {
+    const { audio, video } = this.media.problems;
+    const box = $("media-problem");
+    let text = "";
+    if (audio && video) { text = MEDIA_WORDS[audio] || MEDIA_WORDS[video] || MEDIA_WORDS.failed; }
+    else if (video === "missing") { text = "We could not find a camera. You can still join with sound only."; }
+    else if (video) { text = MEDIA_WORDS[video] + " You can also join with sound only."; }
+    else if (audio === "missing") { text = "We could not find a microphone. You can join, but others will not hear you."; }
+    else if (audio) { text = MEDIA_WORDS[audio]; }
+    box.textContent = text;
+    box.hidden = !text;
+    $("retry-media").hidden = !(audio || video) || (video === "missing" && !audio);
+    $("preview-off").hidden = Boolean(this.media.video);
+    $("join").textContent = this.media.audio || this.media.video
+      ? (this.media.video ? "Join the session" : "Join with sound only")
+      : "Join without camera or microphone";
+  }
+
+  async _fillPickers() {
+    const devices = await this.media.devices();
+    for (const kind of ["audio", "video"]) {
+      const select = $("pick-" + kind);
+      fillSelect(select, devices[kind], this.media.deviceId(kind));
+      select.disabled = devices[kind].length < 2 && Boolean(this.media[kind]);
+      select.closest(".field").hidden = devices[kind].length === 0;
+    }
+  }
+
+  async _pick(kind) {
+    const id = $("pick-" + kind).value;
+    if (!id || id === this.media.deviceId(kind)) { return; }
+    try {
+      const track = await this.media.switchDevice(kind, id);
+      this.mesh.replaceTrack(kind, track);
+      if (kind === "audio") { this.meter.attach(track); }
+      showSelf($("preview"), this.media.stream);
+      this._mediaProblem();
+    } catch (_) {
+      this.notice("That " + (kind === "audio" ? "microphone" : "camera") + " could not be started.");
+    }
+  }
+
+  // --- joining ------------------------------------------------------------------------
+
+  join() {
+    if (this.signaling) { return; }
+    for (const input of document.querySelectorAll("[data-own-name]")) { this._rememberName(null, input.value); }
+    $("join").disabled = true;
+    $("join").textContent = "Connecting…";
+    const signaling = new Signaling(this.token, { storageKey: this._resumeKey() });
+    this.signaling = signaling;
+    signaling.addEventListener("state", (e) => this._connection(e.detail.state));
+    signaling.addEventListener("welcome", (e) => this._welcome(e.detail.welcome));
+    signaling.addEventListener("room", (e) => this._room(e.detail.room));
+    signaling.addEventListener("signal", (e) => this.mesh.deliver(e.detail.signal));
+    signaling.addEventListener("bye", (e) => this.finish(e.detail.reason));
+    signaling.addEventListener("refused", (e) => this._refused(e.detail));
+    signaling.connect();
+  }
+
+  _resumeKey() { return "homeroom.resume." + this.page; }
+
+  _welcome(welcome) {
+    const fresh = this.mesh.self !== welcome.endpoint;
+    this.mesh.welcome(welcome);
+    if (fresh) {
+      this.call.clear();
+      this.reported = "video";  // what the server assumes of a new endpoint
+      const me = welcome.attendees[0];
+      if (this.names.has(null)) { this.names.set(me, this.names.get(null)); this.names.delete(null); }
+    }
+    this._reportModality();
+    this.dispatchEvent(new CustomEvent("welcome", { detail: { welcome } }));
+  }
+
+  _room(room) {
+    this.room = room;
+    const mine = this.mine();
+    if (room.admitted) { showStage("call"); } else { showStage("waiting"); }
+    const people = mine ? mine.attendees : [];
+    this.media.setClinicianMuted(people.some((a) => a.clinician_muted));
+    this.mesh.reconcile(room);
+    this.call.sync(room);
+    showSelf($("self-view"), this.media.stream);
+    this.refreshSelf();
+    this._controls();
+    this.dispatchEvent(new CustomEvent("room", { detail: { room } }));
+  }
+
+  _refused({ error, detail }) {
+    this.stopMedia();
+    if (error === "assets_missing") {
+      this.problem([detail, "Ask whoever runs Homeroom to run `make run` (it installs the page's files)."]);
+      return;
+    }
+    this.problem(problemLines(error, {}));
+  }
+
+  /** The connection banner: says so while the page is not connected. */
+  _connection(state) {
+    const banner = $("connection");
+    const words = { connecting: "Connecting…", reconnecting: "Connection lost. Reconnecting…" }[state];
+    const was = document.body.dataset.connection;
+    document.body.dataset.connection = state;
+    clearTimeout(this._bannerTimer);
+    if (words) {
+      banner.textContent = words;
+    } else if (state === "connected" && was === "reconnecting") {
+      banner.textContent = "Reconnected.";
+      this._bannerTimer = setTimeout(() => { banner.textContent = ""; }, 3000);
+    } else {
+      banner.textContent = "";
+    }
+  }
+
+  // --- in the call --------------------------------------------------------------------
+
+  /** This endpoint's own view (in the call or waiting). */
+  mine() {
+    const room = this.room;
+    if (!room) { return null; }
+    return [...room.endpoints, ...(room.waiting || [])].find((e) => e.endpoint === room.you) || null;
+  }
+
+  /** The words under another endpoint's tile. Patients see roles; clinicians see ids. */
+  describe(view) {
+    const host = this.info && this.info.role === "clinician";
+    const names = view.attendees.map((a) => {
+      if (a.role === "clinician") { return host ? "Clinician " + a.attendee : "Clinician"; }
+      return host ? a.attendee : (a.role === "guest" ? "Guest" : "Participant");
+    });
+    return names.join(" & ") || "Someone";
+  }
+
+  refreshSelf() {
+    const mine = this.mine();
+    $("self-label").textContent = this._selfLabel(mine ? mine.attendees : []);
+  }
+
+  _selfLabel(people) {
+    const names = people.map((a) => this.names.get(a.attendee)).filter(Boolean);
+    return names.length ? "You (" + names.join(" & ") + ")" : "You";
+  }
+
+  _rememberName(attendee, name) {
+    const clean = (name || "").trim().slice(0, 40);
+    if (clean) { this.names.set(attendee, clean); } else { this.names.delete(attendee); }
+  }
+
+  async toggleMic() {
+    const on = !this.media.micOn;
+    this.media.setMic(on);
+    this._controls();
+    // Tell the session, so the clinician sees who is muted (the microphone is off either way).
+    const mine = this.mine();
+    for (const person of mine ? mine.attendees : []) {
+      if (person.muted !== on) { continue; }
+      await this.signaling.call(on ? "unmute" : "mute", { attendee: person.attendee });
+    }
+  }
+
+  async toggleCamera() {
+    this.media.setCamera(!this.media.cameraOn);
+    this._controls();
+    await this._reportModality();
+  }
+
+  async _reportModality() {
+    const modality = this.media.modality;
+    if (!this.signaling || !this.signaling.connected || modality === this.reported) { return; }
+    this.reported = modality;
+    const reply = await this.signaling.call("modality", { modality });
+    if (reply.error && reply.error !== "invalid_transition") { this.reported = null; }
+  }
+
+  async askToUnmute() {
+    const reply = await this.signaling.call("ask_unmute");
+    if (reply.error) { this.notice(reply.detail || "Your clinician could not be asked right now."); }
+    else { this.notice("You asked to speak. Your clinician will unmute you."); }
+  }
+
+  async leave() {
+    if (!this.signaling) { this.finish("left"); return; }
+    await this.signaling.leave();
+  }
+
+  /** The end of this visit: say why, and let go of camera, microphone and connections. */
+  finish(reason) {
+    const [title, text] = BYE_WORDS[reason] || BYE_WORDS.ended;
+    this.stopMedia();
+    $("ended-title").textContent = title;
+    paragraphs($("ended-text"), [text]);
+    $("rejoin").hidden = !(reason === "left" || reason === "expired" || reason === "replaced");
+    document.body.dataset.bye = reason;
+    clearTimeout(this._bannerTimer);
+    $("connection").textContent = "";
+    showStage("ended");
+    this.dispatchEvent(new CustomEvent("ended", { detail: { reason } }));
+  }
+
+  stopMedia() {
+    this.mesh.closeAll();
+    this.call.clear();
+    this.meter.close();
+    this.media.stop();
+    for (const id of ["preview", "self-view"]) { $(id).srcObject = null; }
+  }
+
+  /** A short message for the person, read out by screen readers. */
+  notice(text) {
+    const box = $("notice");
+    box.textContent = text;
+    clearTimeout(this._noticeTimer);
+    this._noticeTimer = setTimeout(() => { box.textContent = ""; }, 8000);
+  }
+
+  // --- buttons ------------------------------------------------------------------------
+
+  _wire() {
+    $("join").addEventListener("click", () => this.join());
+    $("retry-media").addEventListener("click", () => this.openMedia());
+    $("pick-audio").addEventListener("change", () => this._pick("audio"));
+    $("pick-video").addEventListener("change", () => this._pick("video"));
+    $("mic").addEventListener("click", () => this.toggleMic());
+    $("camera").addEventListener("click", () => this.toggleCamera());
+    $("ask-unmute").addEventListener("click", () => this.askToUnmute());
+    for (const id of ["leave", "leave-waiting"]) { $(id).addEventListener("click", () => this.leave()); }
+    $("rejoin").addEventListener("click", () => location.reload());
+    $("my-name").addEventListener("change", (e) => {
+      const me = this.signaling && this.signaling.welcome ? this.signaling.welcome.attendees[0] : null;
+      this._rememberName(me, e.target.value);
+    });
+  }
+
+  /** Buttons and the mute notice follow the media and the room view. */
+  _controls() {
+    const people = this.mine() ? this.mine().attendees : [];
+    const clinicianMuted = people.some((a) => a.clinician_muted);
+    const locked = people.some((a) => a.mute_locked);
+    const asked = people.some((a) => a.unmute_requested);
+    const mic = $("mic");
+    mic.disabled = !this.media.audio || clinicianMuted;
+    mic.setAttribute("aria-pressed", String(!this.media.sendingAudio));
+    mic.textContent = !this.media.audio ? "No microphone"
+      : clinicianMuted ? "Muted" : this.media.micOn ? "Mute" : "Unmute";
+    const camera = $("camera");
+    camera.disabled = !this.media.video;
+    camera.setAttribute("aria-pressed", String(!this.media.cameraOn));
+    camera.textContent = !this.media.video ? "No camera" : this.media.cameraOn ? "Stop video" : "Start video";
+    $("self-off").hidden = Boolean(this.media.video && this.media.cameraOn);
+
+    const box = $("muted-notice");
+    box.hidden = !clinicianMuted;
+    $("muted-text").textContent = locked
+      ? "Your microphone is muted by your clinician for now."
+      : asked ? "Your microphone is muted by your clinician. You asked to speak: they will unmute you."
+        : "Your microphone is muted by your clinician.";
+    const ask = $("ask-unmute");
+    ask.hidden = locked;
+    ask.disabled = asked;
+  }
+}
