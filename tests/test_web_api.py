@@ -408,8 +408,8 @@ async def test_link_pages(api: Api, page: str) -> None:
         assert resp.headers["Cache-Control"] == "no-store"
         assert resp.headers["Referrer-Policy"] == "no-referrer"
         assert "default-src 'self'" in resp.headers["Content-Security-Policy"]
-    assert '<script src="/static/link.js"' in html and 'name="viewport"' in html
-    async with api.client.get("/static/link.js") as resp:
+    assert '<script src="/static/js/' in html and 'name="viewport"' in html
+    async with api.client.get("/static/js/link.js") as resp:
         script = await resp.text()
         assert resp.status == 200
     # The token leaves the address bar, and no third party is contacted.
