@@ -5,8 +5,8 @@ admission and one leave per attendee interval, and the summaries equal the hand-
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
 from collections import Counter
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from pathlib import Path
