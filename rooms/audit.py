@@ -193,6 +193,7 @@ STAFF_ACTIONS: Mapping[EventKind, str] = {
     EventKind.MUTE_UNLOCKED: "unlock_mute",
     EventKind.REMOVED: "remove",
     EventKind.SESSION_LOCKED: "lock",
+    EventKind.AUTO_READMIT: "auto_readmit",
     EventKind.SESSION_UNLOCKED: "unlock",
     EventKind.SESSION_ENDED: "end",
     EventKind.MARKED_ABSENT: "mark_absent",

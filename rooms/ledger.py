@@ -25,6 +25,7 @@ class EventKind(StrEnum):
     SESSION_ENDED = "session_ended"
     SESSION_LOCKED = "session_locked"
     SESSION_UNLOCKED = "session_unlocked"
+    AUTO_READMIT = "auto_readmit"  # data: {"enabled": bool}
     WAITING = "waiting"  # an attendee arrived in the waiting room
     ADMITTED = "admitted"  # presence starts
     DENIED = "denied"

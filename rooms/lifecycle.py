@@ -91,5 +91,7 @@ def set_auto_readmit(
 ) -> list[LedgerEvent]:
     """When on, attendees admitted earlier skip the waiting room on a new join."""
     require_host(state, actor)
+    if state.auto_readmit == enabled:
+        raise InvalidTransition(f"auto-readmit is already {'on' if enabled else 'off'}")
     state.auto_readmit = enabled
-    return []
+    return [emit(state, ctx, EventKind.AUTO_READMIT, actor=actor, enabled=enabled)]

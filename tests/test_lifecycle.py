@@ -81,3 +81,14 @@ def test_lock_and_unlock_are_recorded_once() -> None:
     with pytest.raises(InvalidTransition):
         lifecycle.set_locked(state, ctx(), C, locked=True)
     assert kinds(lifecycle.set_locked(state, ctx(), C, locked=False)) == ["session_unlocked"]
+
+
+def test_auto_readmit_is_a_recorded_clinician_setting() -> None:
+    state = make_state()
+    events = lifecycle.set_auto_readmit(state, ctx(), C, enabled=True)
+    assert kinds(events) == ["auto_readmit"] and events[0].data == {"enabled": True}
+    with pytest.raises(InvalidTransition):
+        lifecycle.set_auto_readmit(state, ctx(), C, enabled=True)
+    with pytest.raises(NotAuthorized):
+        lifecycle.set_auto_readmit(state, ctx(), P1, enabled=False)
+    assert state.auto_readmit
