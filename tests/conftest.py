@@ -8,6 +8,7 @@ import shutil
 from collections.abc import AsyncIterator, Iterator
 
 import pytest
+import structlog
 from redis.asyncio import Redis
 
 from rooms.store import MemoryStore, SessionStore, open_store
@@ -15,6 +16,13 @@ from rooms.store.redis import RedisStore
 from tests.redis_server import MISSING, RedisServer
 
 BACKENDS = ["memory", "redis"]
+
+
+@pytest.fixture(autouse=True)
+def _fresh_logging() -> Iterator[None]:
+    """Tests that run the CLI in-process configure structlog globally: undo it afterwards."""
+    yield
+    structlog.reset_defaults()
 
 
 @pytest.fixture(scope="session")

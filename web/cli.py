@@ -156,6 +156,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 async def _serve(settings: Settings, *, demo: bool, url_hint: str) -> None:
+    # Handlers first: a stop requested while the banner prints must still stop cleanly.
+    stop = _stop_on_signals()
     runner = web.AppRunner(create_app(settings))
     await runner.setup()
     try:
@@ -166,17 +168,17 @@ async def _serve(settings: Settings, *, demo: bool, url_hint: str) -> None:
             raise CliError("cannot_listen", f"{where}: {exc.strerror or exc}") from None
         log.info("serving", url=settings.public_url, store=_store_name(settings))
         print(await _banner(runner.app, settings, demo, url_hint), flush=True)
-        await _until_stopped()
+        await stop.wait()
     finally:
         await runner.cleanup()
 
 
-async def _until_stopped() -> None:
+def _stop_on_signals() -> asyncio.Event:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    await stop.wait()
+    return stop
 
 
 async def _banner(app: web.Application, settings: Settings, demo: bool, url_hint: str) -> str:
