@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
@@ -27,7 +27,6 @@ class Conn:
     log: Any = None
     #: True once the endpoint left on purpose, so its socket's close records nothing more.
     gone: bool = False
-    extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def actor(self) -> AttendeeId:

@@ -13,6 +13,7 @@ import json
 import secrets
 from dataclasses import dataclass, field
 from datetime import timedelta
+from functools import partial
 from typing import Any, Literal
 
 import socketio
@@ -30,7 +31,7 @@ from rooms.errors import (
 )
 from rooms.ids import AttendeeId, EndpointId, SessionId, new_endpoint_id
 from rooms.kinds import SessionKind
-from rooms.ledger import EventKind, LedgerEvent
+from rooms.ledger import Ctx, EventKind, LedgerEvent
 from rooms.service import Change, Rooms
 from rooms.state import SessionState
 from rooms.tokens import check_not_revoked, verify_link_token
@@ -121,7 +122,7 @@ class SignalingServer:
         claims = verify_link_token(self.config.secret, token, self.rooms.clock())
         endpoint, credential = new_endpoint_id(), secrets.token_urlsafe(24)
 
-        def change(state: SessionState, ctx: Any) -> list[LedgerEvent]:
+        def change(state: SessionState, ctx: Ctx) -> list[LedgerEvent]:
             check_not_revoked(state, claims)
             return membership.join(state, ctx, endpoint, claims.attendee, sid, _digest(credential))
 
@@ -137,7 +138,7 @@ class SignalingServer:
         before: dict[EndpointId, str | None] = {}
         proof = (_digest(secret), _digest(fresh))
 
-        def change(state: SessionState, ctx: Any) -> list[LedgerEvent]:
+        def change(state: SessionState, ctx: Ctx) -> list[LedgerEvent]:
             before.update({e.id: e.connection for e in state.endpoints.values()})
             return membership.resume(state, ctx, endpoint, self.config.grace, sid, proof)
 
@@ -177,7 +178,7 @@ class SignalingServer:
         if conn is None or conn.gone:
             return
         try:
-            change = _bind(membership.disconnect, endpoint=conn.endpoint, connection=sid)
+            change = partial(membership.disconnect, endpoint=conn.endpoint, connection=sid)
             state, events = await self.rooms.apply(conn.session, change)
         except HomeroomError as exc:
             conn.log.debug("disconnect_ignored", code=exc.code)
@@ -215,7 +216,7 @@ class SignalingServer:
             assert isinstance(msg, p.Attach)
             change = self._attach_change(conn, msg)
         elif event == "leave":
-            change = _bind(membership.leave, endpoint=conn.endpoint)
+            change = partial(membership.leave, endpoint=conn.endpoint)
             conn.gone = True
         else:
             change = CHANGES[event](conn, msg)
@@ -238,7 +239,7 @@ class SignalingServer:
         if claims.session != conn.session:
             raise WrongSession("that link belongs to a different session")
 
-        def change(state: SessionState, ctx: Any) -> list[LedgerEvent]:
+        def change(state: SessionState, ctx: Ctx) -> list[LedgerEvent]:
             check_not_revoked(state, claims)
             return membership.attach(state, ctx, conn.endpoint, claims.attendee)
 
@@ -319,20 +320,12 @@ def _closed(state: SessionState, events: list[LedgerEvent]) -> dict[EndpointId, 
 def _capturing(change: Change, before: dict[EndpointId, str | None]) -> Change:
     """Wrap a change to note each endpoint's connection as it was before the change."""
 
-    def wrapped(state: SessionState, ctx: Any) -> list[LedgerEvent]:
+    def wrapped(state: SessionState, ctx: Ctx) -> list[LedgerEvent]:
         before.clear()
         before.update({e.id: e.connection for e in state.endpoints.values()})
         return change(state, ctx)
 
     return wrapped
-
-
-def _bind(fn: Any, **kwargs: Any) -> Change:
-    def change(state: SessionState, ctx: Any) -> list[LedgerEvent]:
-        events: list[LedgerEvent] = fn(state, ctx, **kwargs)
-        return events
-
-    return change
 
 
 def _seats(state: SessionState, endpoint: EndpointId) -> list[AttendeeId]:
