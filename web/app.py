@@ -23,23 +23,18 @@ from rooms.authz import require_active
 from rooms.clock import Clock, utcnow
 from rooms.errors import StoreUnavailable, TokenExpired, TokenNotYetValid
 from rooms.ids import AttendeeId, NodeId, SessionId
-from rooms.kinds import CareFunction, GroupPurpose, Role, SessionKind
+from rooms.kinds import Role, SessionKind
 from rooms.reaper import Reaper
-from rooms.service import CreateSession, Rooms
+from rooms.service import Rooms
 from rooms.session import SessionStatus
-from rooms.state import SeatStatus, SessionState
 from rooms.store import SessionStore, open_store
 from rooms.tokens import (
-    SessionLink,
-    StaffRole,
     check_link_time,
     check_not_revoked,
     decode_link_token,
-    session_links,
 )
 from signaling.server import SignalingConfig, SignalingServer
-from web import audit
-from web.auth import authorize_create, authorize_read, require_staff
+from web import audit, sessions
 from web.errors import MAX_BODY_BYTES, Handler, error_middleware, from_domain, parse_body
 from web.keys import ROOMS, RULES, SETTINGS, SIGNALING
 from web.records import attendance
@@ -54,39 +49,6 @@ _HEADERS = {
 }
 
 access_log = structlog.get_logger("access")
-
-
-class SessionCreated(BaseModel):
-    """The answer to ``POST /api/sessions`` and ``homeroom session create``."""
-
-    session: SessionId
-    kind: SessionKind
-    starts_at: AwareDatetime
-    ends_at: AwareDatetime
-    links: list[SessionLink]
-
-
-class RosterMember(BaseModel):
-    attendee: AttendeeId
-    role: Role
-    function: CareFunction | None
-    #: not_joined | waiting | admitted | absent | left | removed
-    admission: str
-
-
-class SessionSummary(BaseModel):
-    """The answer to ``GET /api/sessions/{id}``: pseudonymous ids only."""
-
-    session: SessionId
-    kind: SessionKind
-    purpose: GroupPurpose | None
-    status: SessionStatus
-    locked: bool
-    starts_at: AwareDatetime
-    planned_minutes: int
-    capacity: int
-    endpoints: int
-    roster: list[RosterMember]
 
 
 class LinkStatus(BaseModel):
@@ -168,8 +130,9 @@ def create_app(
     app.router.add_get("/", index)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
-    app.router.add_post("/api/sessions", create_session)
-    app.router.add_get("/api/sessions/{session}", get_session)
+    app.router.add_post("/api/sessions", sessions.create_session)
+    app.router.add_get("/api/sessions", sessions.list_sessions)
+    app.router.add_get("/api/sessions/{session}", sessions.get_session)
     app.router.add_post("/api/links/verify", verify_link)
     app.router.add_get("/api/attendance", attendance)
     app.router.add_get("/api/audit", audit.get_audit)
@@ -191,58 +154,6 @@ def signaling_config(settings: Settings) -> SignalingConfig:
     )
 
 
-def created_body(state: SessionState, settings: Settings) -> SessionCreated:
-    """A new session with one fresh link per roster member."""
-    links = session_links(
-        settings.signing_secret,
-        state.spec,
-        base_url=settings.public_url,
-        lead=timedelta(minutes=settings.link_lead_minutes),
-        trail=timedelta(minutes=settings.link_trail_minutes),
-    )
-    spec = state.spec
-    return SessionCreated(
-        session=spec.id, kind=spec.kind, starts_at=spec.starts_at, ends_at=spec.ends_at, links=links
-    )
-
-
-def summary(state: SessionState) -> SessionSummary:
-    spec = state.spec
-    roster = [
-        RosterMember(
-            attendee=AttendeeId(e.attendee),
-            role=e.role,
-            function=e.function,
-            admission=admission(state, AttendeeId(e.attendee)),
-        )
-        for e in spec.roster
-    ]
-    return SessionSummary(
-        session=spec.id,
-        kind=spec.kind,
-        purpose=spec.purpose,
-        status=state.status,
-        locked=state.locked,
-        starts_at=spec.starts_at,
-        planned_minutes=spec.planned_minutes,
-        capacity=spec.capacity,
-        endpoints=len(state.endpoints),
-        roster=roster,
-    )
-
-
-def admission(state: SessionState, attendee: AttendeeId) -> str:
-    """One word for where an attendee stands, for staff views."""
-    person = state.attendees.get(attendee)
-    if person is not None and person.removed:
-        return "removed"
-    statuses = {seat.status for _, seat in state.seats_of(attendee)}
-    for status in (SeatStatus.ADMITTED, SeatStatus.ABSENT, SeatStatus.WAITING):
-        if status in statuses:
-            return str(status)
-    return "left" if person is not None and person.ever_admitted else "not_joined"
-
-
 async def index(request: web.Request) -> web.Response:
     return web.Response(text="Homeroom is running. Open your session link to join.\n")
 
@@ -258,23 +169,6 @@ async def readyz(request: web.Request) -> web.Response:
     except TimeoutError:
         raise StoreUnavailable("the store did not answer in time") from None
     return web.json_response({"status": "ready"})
-
-
-async def create_session(request: web.Request) -> web.Response:
-    settings, rooms = request.app[SETTINGS], request.app[ROOMS]
-    staff = require_staff(request, settings.signing_secret, rooms.clock(), *StaffRole)
-    req = await parse_body(request, CreateSession, roster_fields={"kind", "roster"})
-    authorize_create(staff, req)
-    state = await rooms.create_session(req, created_by=staff.subject)
-    return _json(created_body(state, settings), status=201)
-
-
-async def get_session(request: web.Request) -> web.Response:
-    settings, rooms = request.app[SETTINGS], request.app[ROOMS]
-    staff = require_staff(request, settings.signing_secret, rooms.clock())
-    state = await rooms.get_session(SessionId(request.match_info["session"]))
-    authorize_read(staff, state)
-    return _json(summary(state))
 
 
 async def verify_link(request: web.Request) -> web.Response:

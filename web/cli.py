@@ -34,10 +34,11 @@ from rooms.service import CreateSession, Rooms
 from rooms.store import open_store
 from rooms.tokens import StaffRole, issue_staff_token
 from web import cli_records
-from web.app import create_app, created_body
+from web.app import create_app
 from web.cli_base import CLI_SUBJECT, CliError, cli_token
 from web.errors import describe
 from web.keys import ROOMS
+from web.sessions import created_body
 
 log = structlog.get_logger("cli")
 
