@@ -19,6 +19,7 @@ from pydantic import (
     SecretStr,
     ValidationError,
     field_validator,
+    model_validator,
 )
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
@@ -70,6 +71,11 @@ class Settings(BaseSettings):
     # Empty: nothing in the default configuration contacts a third party.
     # NoDecode: parsed by _parse_ice_servers, so bad JSON is a validation error naming the variable.
     ice_servers: Annotated[list[IceServer], NoDecode] = []
+    #: TURN relays sharing a secret with Homeroom (coturn use-auth-secret): each endpoint gets
+    #: its own credentials, valid for turn_ttl_seconds.
+    turn_urls: Annotated[list[str], NoDecode] = []
+    turn_secret: SecretStr | None = None
+    turn_ttl_seconds: int = Field(default=8 * 3600, ge=60, le=7 * 86400)
     #: Seconds between a node's heartbeats; a node silent for three of them counts as dead.
     heartbeat_seconds: float = Field(default=5, gt=0, le=300)
     #: A billing rules file (TOML, see docs/attendance.md); unset: the packaged defaults.
@@ -78,6 +84,19 @@ class Settings(BaseSettings):
         default_factory=lambda data: "json" if data.get("env") == "production" else "console"
     )
     node_id: str = Field(default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}")
+
+    @field_validator("turn_urls", mode="before")
+    @classmethod
+    def _split_turn_urls(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [url.strip() for url in value.split(",") if url.strip()]
+        return value
+
+    @model_validator(mode="after")
+    def _turn_needs_both(self) -> Settings:
+        if bool(self.turn_urls) != (self.turn_secret is not None):
+            raise ValueError("HOMEROOM_TURN_URLS and HOMEROOM_TURN_SECRET go together")
+        return self
 
     @field_validator("ice_servers", mode="before")
     @classmethod
@@ -151,8 +170,11 @@ def load_settings(env_file: str | Path | None = ".env", **overrides: Any) -> Set
 
 def format_errors(exc: ValidationError) -> str:
     """``error: invalid_settings: HOMEROOM_PORT: Input should be a valid integer; ...``."""
+    # A check across variables has no location: its message names the variables itself.
     problems = [
         f"{env_name(err['loc'])}: {err['msg'].removeprefix('Value error, ')}"
+        if err["loc"]
+        else err["msg"].removeprefix("Value error, ")
         for err in exc.errors()
         # A default computed from a field that failed says nothing new.
         if err["type"] != "default_factory_not_called"

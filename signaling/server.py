@@ -37,6 +37,7 @@ from rooms.state import SessionState
 from rooms.tokens import check_not_revoked, verify_link_token
 from signaling import protocol as p
 from signaling.handlers import CHANGES, Conn
+from signaling.ice import TurnConfig, ice_servers
 from signaling.views import admitted_endpoints, room_view
 
 log = structlog.get_logger("homeroom.signaling")
@@ -52,6 +53,7 @@ class SignalingConfig:
     redis_url: str | None = None
     #: Pub/sub channel of the node fan-out; nodes of one deployment share it.
     channel: str = "homeroom"
+    turn: TurnConfig | None = None
 
 
 def negotiation_target(kind: SessionKind) -> Literal["peer", "server"]:
@@ -164,7 +166,9 @@ class SignalingServer:
             role=str(spec.role_of(seats[0])),
             resume=f"{spec.id}.{endpoint}.{credential}",
             resumed=resumed,
-            ice_servers=self.config.ice_servers,
+            ice_servers=ice_servers(
+                self.config.ice_servers, self.config.turn, endpoint, self.rooms.clock()
+            ),
             target=negotiation_target(spec.kind),
         )
         bound = log.bind(session=spec.id, endpoint=endpoint, node=self.rooms.node)

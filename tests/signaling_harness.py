@@ -17,6 +17,7 @@ from rooms.service import CreateSession, Rooms
 from rooms.state import SessionState
 from rooms.store import SessionStore
 from rooms.tokens import issue_link_token
+from signaling.ice import TurnConfig
 from signaling.server import SignalingConfig, SignalingServer
 from tests.redis_server import free_port
 
@@ -34,9 +35,12 @@ class Node:
         name: str = "n-1",
         redis_url: str | None = None,
         channel: str = "homeroom",
+        turn: TurnConfig | None = None,
     ):
         self.rooms = Rooms(store, node=NodeId(name))
-        config = SignalingConfig(secret=SECRET, grace=GRACE, redis_url=redis_url, channel=channel)
+        config = SignalingConfig(
+            secret=SECRET, grace=GRACE, redis_url=redis_url, channel=channel, turn=turn
+        )
         self.server = SignalingServer(self.rooms, config)
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"

@@ -33,6 +33,7 @@ from rooms.tokens import (
     check_not_revoked,
     decode_link_token,
 )
+from signaling.ice import TurnConfig
 from signaling.server import SignalingConfig, SignalingServer
 from web import audit, sessions
 from web.errors import MAX_BODY_BYTES, Handler, error_middleware, from_domain, parse_body
@@ -151,6 +152,13 @@ def signaling_config(settings: Settings) -> SignalingConfig:
         ice_servers=[server.model_dump(exclude_none=True) for server in settings.ice_servers],
         redis_url=settings.redis_url,
         channel=f"{settings.redis_prefix}:signaling",
+        turn=TurnConfig(
+            urls=tuple(settings.turn_urls),
+            secret=settings.turn_secret.get_secret_value(),
+            ttl=timedelta(seconds=settings.turn_ttl_seconds),
+        )
+        if settings.turn_secret is not None
+        else None,
     )
 
 
