@@ -13,7 +13,15 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from playwright.async_api import BrowserContext, ConsoleMessage, Page, Playwright, async_playwright
+from playwright.async_api import (
+    BrowserContext,
+    ConsoleMessage,
+    Page,
+    Playwright,
+    Response,
+    async_playwright,
+)
+from playwright.async_api import TimeoutError as PlaywrightTimeout
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARGS = [
@@ -43,17 +51,19 @@ class Browsers:
     """
 
     def __init__(self, tmp: Path) -> None:
-        self.tmp = tmp
-        self.problems: list[str] = []
-        self._playwright: Playwright | None = None
-        self._contexts: list[BrowserContext] = []
-
-    async def __aenter__(self) -> Browsers:
         if not CHROMIUM.exists():
             raise RuntimeError(
                 f"{CHROMIUM} is missing: the page tests need Debian's chromium package "
                 "(`make test` installs it as root; otherwise `sudo apt-get install chromium`)"
             )
+        self.tmp = tmp
+        self.problems: list[str] = []
+        #: Every page's console, by browser name: printed when a test fails.
+        self.console: dict[str, list[str]] = {}
+        self._playwright: Playwright | None = None
+        self._contexts: list[BrowserContext] = []
+
+    async def __aenter__(self) -> Browsers:
         self._playwright = await async_playwright().start()
         return self
 
@@ -78,16 +88,23 @@ class Browsers:
         page = context.pages[0] if context.pages else await context.new_page()
         page.on("pageerror", lambda error: self.problems.append(f"{name}: {error}"))
         page.on("console", lambda message: self._console(name, message))
+        page.on("response", lambda response: self._response(name, response))
         await page.goto(url)
         return page
 
+    def _response(self, name: str, response: Response) -> None:
+        # A refused API call is part of a test; a page asset that fails to load is a bug.
+        if response.status >= 400 and "/api/" not in response.url:
+            self.problems.append(f"{name}: {response.status} {response.url}")
+
     def _console(self, name: str, message: ConsoleMessage) -> None:
+        self.console.setdefault(name, []).append(f"{message.type}: {message.text}")
         if "Content Security Policy" in message.text or "Content-Security-Policy" in message.text:
             self.problems.append(f"{name}: {message.text}")
 
 
 async def poll(check: Callable[[], Awaitable[Any]], within: float = WITHIN, what: str = "") -> Any:
-    """Poll ``check()`` until it returns something truthy, and return that; fail after ``within``."""
+    """Poll ``check()`` until it returns something truthy and return that; fail after ``within``."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + within
     while True:
@@ -125,7 +142,10 @@ _REMOTE_VIDEOS = """n => {
 async def video_playing(page: Page, tiles: int = 1, within: float = WITHIN) -> None:
     """Remote video really plays: every remote <video> has a picture (``videoWidth > 0``) and
     each connection's inbound video ``framesDecoded`` (from ``getStats()``) keeps increasing."""
-    await page.wait_for_function(_REMOTE_VIDEOS, arg=tiles, timeout=within * 1000, polling=200)
+    try:
+        await page.wait_for_function(_REMOTE_VIDEOS, arg=tiles, timeout=within * 1000, polling=200)
+    except PlaywrightTimeout:
+        raise AssertionError(f"no remote video playing: {await media_state(page)}") from None
 
     async def decoded() -> dict[str, int]:
         stats: dict[str, dict[str, Any]] = await page.evaluate("() => window.homeroomMedia.stats()")
@@ -140,6 +160,19 @@ async def video_playing(page: Page, tiles: int = 1, within: float = WITHIN) -> N
         return all(now.get(endpoint, 0) > count for endpoint, count in before.items())
 
     await poll(grew, within, "framesDecoded increasing")
+
+
+async def media_state(page: Page) -> Any:
+    """What a failing media test needs to know: each connection's numbers and each <video>."""
+    return await page.evaluate(
+        """async () => ({
+          stats: await window.homeroomMedia.stats(),
+          videos: [...document.querySelectorAll('#remotes video')].map(v => ({
+            width: v.videoWidth, paused: v.paused, ready: v.readyState,
+            tracks: v.srcObject && v.srcObject.getTracks().map(t => t.kind + ':' + t.readyState),
+          })),
+        })"""
+    )
 
 
 async def _all_positive(
@@ -158,3 +191,69 @@ async def shoot(page: Page, name: str) -> None:
         await page.set_viewport_size(size)  # type: ignore[arg-type]
         await page.screenshot(path=str(ARTIFACTS / f"{name}-{label}.png"), full_page=True)
     await page.set_viewport_size(DESKTOP)  # type: ignore[arg-type]
+
+
+class Proxy:
+    """A TCP relay standing in for the network between a browser and a server: ``cut()``
+    drops every connection through it and refuses new ones until ``restore()``."""
+
+    def __init__(self, target: str) -> None:
+        self._host, port = target.removeprefix("http://").rsplit(":", 1)
+        self._port = int(port)
+        self._server: asyncio.Server | None = None
+        self._open: set[asyncio.StreamWriter] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self.down = False
+        self.url = ""
+
+    async def start(self) -> Proxy:
+        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        port = self._server.sockets[0].getsockname()[1]
+        self.url = f"http://127.0.0.1:{port}"
+        return self
+
+    def cut(self) -> None:
+        self.down = True
+        for writer in list(self._open):
+            writer.transport.abort()
+        self._open.clear()
+
+    def restore(self) -> None:
+        self.down = False
+
+    async def stop(self) -> None:
+        self.cut()
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if self.down:
+            writer.transport.abort()
+            return
+        up_reader, up_writer = await asyncio.open_connection(self._host, self._port)
+        self._open |= {writer, up_writer}
+        for source, sink in ((reader, up_writer), (up_reader, writer)):
+            task = asyncio.create_task(self._pipe(source, sink, (writer, up_writer)))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _pipe(
+        self,
+        source: asyncio.StreamReader,
+        sink: asyncio.StreamWriter,
+        both: tuple[asyncio.StreamWriter, asyncio.StreamWriter],
+    ) -> None:
+        try:
+            while data := await source.read(65536):
+                sink.write(data)
+                await sink.drain()
+        except (ConnectionError, OSError):
+            pass
+        finally:
+            for writer in both:
+                writer.transport.abort()
+                self._open.discard(writer)

@@ -5,13 +5,14 @@ patient's page, a couple shares one device, and a bad link is explained."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.async_api import Page
+from playwright.async_api import Locator, Page
 
-from tests.browser import Browsers, shoot, shows, stage, video_playing
+from tests.browser import Browsers, Proxy, shoot, shows, stage, video_playing
 from tests.served import ServedNode, token_of
 
 INDIVIDUAL = {
@@ -42,6 +43,8 @@ async def served(tmp_path: Path) -> AsyncIterator[ServedNode]:
 async def browsers(tmp_path: Path) -> AsyncIterator[Browsers]:
     async with Browsers(tmp_path) as opened:
         yield opened
+        for name, lines in opened.console.items():  # shown by pytest when the test fails
+            print(f"--- console of {name}:", *lines, sep="\n")
     assert not opened.problems, opened.problems
 
 
@@ -50,10 +53,15 @@ def link(served: ServedNode, created: dict[str, Any], attendee: str) -> str:
     return f"{served.url}/{page}#t={token_of(created, attendee)}"
 
 
-async def join(page: Page) -> None:
-    """Past the device check: the camera preview is live, then Join."""
+async def device_check(page: Page) -> None:
+    """The device check shows the camera preview."""
     await stage(page, "setup")
     await page.wait_for_function("() => document.getElementById('preview').videoWidth > 0")
+
+
+async def join(page: Page) -> None:
+    """Past the device check: the camera preview is live, then Join."""
+    await device_check(page)
     await page.get_by_role("button", name="Join the session").click()
 
 
@@ -69,7 +77,7 @@ async def test_individual_session_patient_and_clinician_see_each_other(
     await join(host)
     await stage(host, "call")
     patient = await browsers.open(link(served, created, "p-201"), "patient")
-    await stage(patient, "setup")
+    await device_check(patient)
     await shoot(patient, "join-device-check")
     await join(patient)
     await stage(patient, "waiting")
@@ -81,3 +89,147 @@ async def test_individual_session_patient_and_clinician_see_each_other(
     await video_playing(host)
     await shoot(patient, "call")
     await shoot(host, "host-console")
+
+
+async def test_clinician_mutes_then_removes_and_the_patient_page_says_so(
+    served: ServedNode, browsers: Browsers
+) -> None:
+    created = await served.create_session(INDIVIDUAL)
+    host = await browsers.open(link(served, created, "c-17"), "host")
+    await join(host)
+    patient = await browsers.open(link(served, created, "p-201"), "patient")
+    await join(patient)
+    await shows(host, "#waiting-list", "p-201")
+    await admit(host, "p-201")
+    await stage(patient, "call")
+    assert (await sending(patient))["audio"] is True
+
+    await person(host, "p-201", "mute").click()
+    await shows(patient, "#muted-notice", "muted by your clinician")
+    assert (await sending(patient))["audio"] is False
+    assert await patient.locator("#mic").is_disabled()
+    await patient.get_by_role("button", name="Ask to unmute").click()
+    await shows(host, '#people-list li[data-attendee="p-201"]', "asks to unmute")
+    await person(host, "p-201", "unmute").click()
+    await patient.locator("#muted-notice").wait_for(state="hidden")
+    assert (await sending(patient))["audio"] is True
+
+    await person(host, "p-201", "remove").click()
+    await host.locator("#confirm-ok").click()
+    await stage(patient, "ended")
+    await shows(patient, "#ended-text", "removed you from this session")
+    assert await patient.evaluate("() => document.body.dataset.bye") == "removed"
+    # Camera and microphone are released.
+    assert await patient.evaluate("() => document.getElementById('self-view').srcObject") is None
+    await shows(host, "#waiting-empty", "Nobody is waiting")
+    assert await host.locator('#people-list li[data-attendee="p-201"]').count() == 0
+
+
+async def test_a_couple_on_one_device_and_the_clinician_ends_the_session(
+    served: ServedNode, browsers: Browsers
+) -> None:
+    created = await served.create_session(COUPLES)
+    host = await browsers.open(link(served, created, "c-17"), "host")
+    await join(host)
+    device = await browsers.open(link(served, created, "p-201"), "device")
+    await stage(device, "setup")
+    await device.get_by_label("Your first name").fill("Alex")
+    await join(device)
+    await shows(host, "#waiting-list", "p-201")
+    await admit(host, "p-201")
+    await stage(device, "call")
+
+    # The second partner opens their own link on this device: pasted whole, with a name.
+    await device.get_by_role("button", name="Add my partner on this device").click()
+    await device.get_by_label("Your partner's link").fill(link(served, created, "p-202"))
+    await device.get_by_label("Their first name").fill("Sam")
+    await device.get_by_role("button", name="Add to this device").click()
+    await shows(device, "#partner-message", "Sam is now on this device")
+    await shows(device, "#device-people", "Sam")
+    await shows(device, "#self-label", "You (Alex & Sam)")
+
+    # The console shows both partners; the clinician confirms the one the device added.
+    await shows(host, '#people-list li[data-attendee="p-202"]', "not confirmed yet")
+    await person(host, "p-202", "present").click()
+    await person(host, "p-202", "absent").wait_for()
+    for attendee in ("p-201", "p-202"):
+        await host.locator(f'#people-list li[data-attendee="{attendee}"]').wait_for()
+    await shows(host, "#remotes figcaption", "p-201 & p-202")
+    await video_playing(device)
+    await video_playing(host)
+    await shoot(device, "call-shared-device")
+    await shoot(host, "host-console-couples")
+    # Names typed on the device never reach the clinician's page.
+    assert "Alex" not in await host.content() and "Sam" not in await host.content()
+
+    await host.get_by_role("button", name="End for all").click()
+    await host.locator("#confirm-ok").click()
+    for page in (device, host):
+        await stage(page, "ended")
+        await shows(page, "#ended-text", "The session has ended")
+
+
+async def test_links_that_do_not_work_are_explained(served: ServedNode, browsers: Browsers) -> None:
+    past = datetime.now(UTC) - timedelta(days=2)
+    expired = await served.create_session(
+        {**INDIVIDUAL, "starts_at": past.isoformat(), "planned_minutes": 5}
+    )
+    page = await browsers.open(link(served, expired, "p-201"), "patient")
+    await stage(page, "problem")
+    await shows(page, "#problem-text", "This link has expired")
+    assert "#t=" not in page.url  # the token left the address bar
+    await shoot(page, "link-expired")
+
+    later = datetime.now(UTC) + timedelta(days=2)
+    early = await served.create_session({**INDIVIDUAL, "starts_at": later.isoformat()})
+    await page.goto(link(served, early, "p-201"))
+    await stage(page, "problem")
+    await shows(page, "#problem-text", "This link is not active yet")
+    await shows(page, "#problem-text", "Your session starts")
+
+    await page.goto(f"{served.url}/join#t={'x' * 40}")
+    await shows(page, "#problem-text", "This link is not valid")
+
+
+def person(host: Page, attendee: str, action: str) -> Locator:
+    """A control of one attendee's row on the clinician console."""
+    return host.locator(f'#people-list [data-action="{action}"][data-attendee="{attendee}"]')
+
+
+async def sending(page: Page) -> dict[str, bool]:
+    sent: dict[str, bool] = await page.evaluate("() => window.homeroomMedia.sending()")
+    return sent
+
+
+async def test_the_patient_page_resumes_after_a_network_drop(
+    served: ServedNode, browsers: Browsers
+) -> None:
+    network = await Proxy(served.url).start()
+    try:
+        created = await served.create_session(INDIVIDUAL)
+        host = await browsers.open(link(served, created, "c-17"), "host")
+        await join(host)
+        patient = await browsers.open(
+            link(served, created, "p-201").replace(served.url, network.url), "patient"
+        )
+        await join(patient)
+        await shows(host, "#waiting-list", "p-201")
+        await admit(host, "p-201")
+        await video_playing(patient)
+        endpoint = await patient.evaluate("() => window.homeroomMedia.endpoint()")
+
+        network.cut()
+        await shows(patient, "#connection", "Reconnecting")
+        await shows(host, "#remotes figcaption", "reconnecting")
+        await shoot(patient, "call-reconnecting")
+        network.restore()
+        await shows(patient, "#connection", "Reconnected")
+        # The same endpoint, still in the call: a resume, not a new join through the waiting room.
+        assert await patient.evaluate("() => window.homeroomMedia.endpoint()") == endpoint
+        await stage(patient, "call")
+        await host.locator("#remotes figcaption .badge.warn").wait_for(state="hidden")
+        assert await host.locator("#waiting-list li").count() == 0
+        await video_playing(host)
+        await video_playing(patient)
+    finally:
+        await network.stop()

@@ -155,6 +155,7 @@ export class HostPanel {
   _startStats() {
     clearInterval(this.timer);
     this.timer = setInterval(() => this._sample(), STATS_EVERY_MS);
+    setTimeout(() => this._sample(), 1000);
   }
 
   async _sample() {

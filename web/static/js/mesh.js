@@ -9,6 +9,14 @@ function sessionOf(sdp) {
   return match ? match[1] : null;
 }
 
+/** How long the polite side of a new connection waits for the other side's first offer. */
+const OFFER_WAIT_MS = 3000;
+/** How long a negotiated connection may sit without starting ICE before it is replaced. */
+const STUCK_MS = 6000;
+
+/** Negotiation steps, for the browser console (endpoint ids only). */
+function trace(...parts) { console.debug("mesh:", ...parts); }
+
 class Peer {
   constructor(mesh, remote) {
     this.mesh = mesh;
@@ -27,6 +35,19 @@ class Peer {
     this.pc = pc;
     this.remoteSession = null;
     this.ignoreOffer = false;
+    this.stuckSince = null;
+    // On a new connection the impolite side offers first and the polite side answers. Glare
+    // is legal, but Chromium may then never gather candidates for the answer of a rolled-back
+    // offer, and the call stays silent. The polite side offers anyway if nothing comes.
+    this.waitingForOffer = this.polite;
+    if (this.polite) {
+      setTimeout(() => {
+        if (pc === this.pc && this.waitingForOffer) {
+          this.waitingForOffer = false;
+          this._enqueue(() => this._offer(pc));
+        }
+      }, OFFER_WAIT_MS);
+    }
     this.stream = new MediaStream();
     const local = this.mesh.media.stream;
     for (const kind of ["audio", "video"]) {
@@ -34,9 +55,12 @@ class Peer {
       // Without a camera (or microphone) still receive that kind from the others.
       if (track) { pc.addTrack(track, local); } else { pc.addTransceiver(kind, { direction: "recvonly" }); }
     }
-    pc.onnegotiationneeded = () => this._enqueue(() => this._offer(pc));
+    pc.onnegotiationneeded = () => {
+      if (!this.waitingForOffer) { this._enqueue(() => this._offer(pc)); }
+    };
     pc.onicecandidate = ({ candidate }) => {
       if (pc === this.pc && candidate && candidate.candidate) {
+        trace("candidate to", this.remote);
         this.mesh.send({ to: this.remote, candidate: candidate.toJSON() });
       }
     };
@@ -57,6 +81,7 @@ class Peer {
 
   /** Start over with a fresh connection (it negotiates by itself). */
   replace() {
+    trace("replace", this.remote);
     const old = this.pc;
     this._open();
     old.close();
@@ -65,6 +90,15 @@ class Peer {
   /** Our signaling was down: an offer of ours may have been lost, and nobody would answer it. */
   restored() {
     this._enqueue(async () => { if (this.pc.signalingState === "have-local-offer") { this.replace(); } });
+  }
+
+  /** Both descriptions are set but ICE never started: the impolite side starts over. */
+  checkStuck(now) {
+    const pc = this.pc;
+    const settled = pc.signalingState === "stable" && pc.localDescription && pc.remoteDescription;
+    if (!settled || pc.iceConnectionState !== "new") { this.stuckSince = null; return; }
+    this.stuckSince = this.stuckSince ?? now;
+    if (!this.polite && now - this.stuckSince > STUCK_MS) { this.replace(); }
   }
 
   deliver(signal) {
@@ -93,10 +127,12 @@ class Peer {
   async _offer(pc) {
     if (pc !== this.pc || pc.signalingState !== "stable") { return; }
     await pc.setLocalDescription();
+    trace("offer to", this.remote);
     this._sendLocal(pc);
   }
 
   async _description(description) {
+    trace(description.type, "from", this.remote, "in", this.pc.signalingState, this.polite ? "polite" : "impolite");
     if (description.type === "rollback") { return; }  // the remote undid its own offer
     const session = sessionOf(description.sdp);
     if (this.remoteSession && session && session !== this.remoteSession) { this.replace(); }
@@ -107,6 +143,7 @@ class Peer {
     if (description.type === "answer" && pc.signalingState !== "have-local-offer") { return; }  // stale
     await pc.setRemoteDescription(description);  // the polite side rolls back implicitly
     this.remoteSession = session;
+    this.waitingForOffer = false;
     if (description.type === "offer") {
       await pc.setLocalDescription();
       this._sendLocal(pc);
@@ -114,6 +151,7 @@ class Peer {
   }
 
   async _candidate(candidate) {
+    trace("candidate from", this.remote, "remote description:", Boolean(this.pc.remoteDescription));
     try {
       await this.pc.addIceCandidate(candidate);
     } catch (error) {
@@ -160,6 +198,10 @@ export class Mesh {
     this.iceServers = [];
     this.peers = new Map();
     this.away = new Set();
+    this.watchdog = setInterval(() => {
+      const now = Date.now();
+      for (const peer of this.peers.values()) { peer.checkStuck(now); }
+    }, 2000);
   }
 
   /** After every welcome: who we are now, and whether the connections should start over. */
@@ -214,7 +256,13 @@ export class Mesh {
     const out = {};
     await Promise.all([...this.peers].map(async ([remote, peer]) => {
       try {
-        out[remote] = { ...(await quality(peer.pc)), state: peer.pc.connectionState };
+        out[remote] = {
+          ...(await quality(peer.pc)),
+          state: peer.pc.connectionState,
+          signaling: peer.pc.signalingState,
+          ice: peer.pc.iceConnectionState,
+          polite: peer.polite,
+        };
       } catch (_) {
         out[remote] = { state: peer.pc.connectionState };
       }

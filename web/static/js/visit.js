@@ -51,13 +51,21 @@ export class Visit extends EventTarget {
     this.names = new Map();
     this.reported = null;             // the modality last sent for this endpoint
     // For the page tests and for support: media numbers only, nothing identifying.
-    window.homeroomMedia = { stats: () => this.mesh.stats() };
+    window.homeroomMedia = {
+      stats: () => this.mesh.stats(),
+      sending: () => ({ audio: this.media.sendingAudio, video: Boolean(this.media.video && this.media.cameraOn) }),
+      endpoint: () => (this.signaling && this.signaling.endpoint) || null,
+    };
   }
 
   // --- link ---------------------------------------------------------------------------
 
   async start() {
     this._wire();
+    // A new link opened in this tab changes only the fragment: start over with it.
+    window.addEventListener("hashchange", () => {
+      if (new URLSearchParams(location.hash.slice(1)).get("t")) { location.reload(); }
+    });
     this.token = readToken(this.page);
     if (!this.token) {
       this.problem(["This page needs the link from your invitation message.",
