@@ -12,7 +12,9 @@ from typing import Any
 import pytest
 from playwright.async_api import Locator, Page
 
-from tests.browser import Browsers, Proxy, shoot, shows, stage, video_playing
+from media.participant import Participant
+from media.synthetic import MediaSpec
+from tests.browser import Browsers, Proxy, poll, shoot, shows, stage, video_playing
 from tests.served import ServedNode, token_of
 
 INDIVIDUAL = {
@@ -22,6 +24,8 @@ INDIVIDUAL = {
         {"attendee": "p-201", "role": "patient"},
     ],
 }
+#: A small picture from the aiortc participant: two cores encode and decode the whole call.
+SMALL = MediaSpec(width=320, height=240, fps=15)
 COUPLES = {
     "kind": "couples",
     "roster": [
@@ -233,3 +237,36 @@ async def test_the_patient_page_resumes_after_a_network_drop(
         await video_playing(patient)
     finally:
         await network.stop()
+
+
+async def test_a_browser_and_an_aiortc_participant_share_a_call(
+    served: ServedNode, browsers: Browsers
+) -> None:
+    created = await served.create_session(INDIVIDUAL)
+    host = await browsers.open(link(served, created, "c-17"), "host")
+    await join(host)
+    await stage(host, "call")
+    patient = Participant(served.url, token=token_of(created, "p-201"), spec=SMALL)
+    try:
+        await patient.join()
+        await shows(host, "#waiting-list", "p-201")
+        await admit(host, "p-201")
+        await video_playing(host)
+        clinician = await host.evaluate("() => window.homeroomMedia.endpoint()")
+        first = await poll(lambda: _frames(patient, clinician), what="aiortc decodes the page")
+        await poll(lambda: _frames(patient, clinician, more_than=first), what="and keeps decoding")
+        # The console's controls reach the aiortc endpoint like any page.
+        await person(host, "p-201", "mute").click()
+        await poll(lambda: _clinician_muted(patient), what="the participant sees its mute")
+    finally:
+        await patient.close()
+
+
+async def _frames(patient: Participant, remote: str, more_than: int = 0) -> int:
+    frames = patient.received(remote).video_frames
+    return frames if frames > more_than else 0
+
+
+async def _clinician_muted(patient: Participant) -> bool:
+    mine = next(e for e in patient.room["endpoints"] if e["endpoint"] == patient.endpoint)
+    return any(a["clinician_muted"] for a in mine["attendees"])
