@@ -74,8 +74,9 @@ class Browsers:
         if self._playwright is not None:
             await self._playwright.stop()
 
-    async def open(self, url: str, name: str) -> Page:
-        """A new browser (own profile ``name``) showing ``url``."""
+    async def open(self, url: str, name: str, *, init: str | None = None) -> Page:
+        """A new browser (own profile ``name``) showing ``url``; ``init`` runs in the page
+        before its own scripts (to stand in for missing or blocked devices)."""
         assert self._playwright is not None
         context = await self._playwright.chromium.launch_persistent_context(
             str(self.tmp / f"profile-{name}"),
@@ -85,6 +86,8 @@ class Browsers:
             viewport=DESKTOP,  # type: ignore[arg-type]
         )
         self._contexts.append(context)
+        if init is not None:
+            await context.add_init_script(init)
         page = context.pages[0] if context.pages else await context.new_page()
         page.on("pageerror", lambda error: self.problems.append(f"{name}: {error}"))
         page.on("console", lambda message: self._console(name, message))

@@ -4,6 +4,7 @@ patient's page, a couple shares one device, and a bad link is explained."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -82,6 +83,8 @@ async def test_individual_session_patient_and_clinician_see_each_other(
     await stage(host, "call")
     patient = await browsers.open(link(served, created, "p-201"), "patient")
     await device_check(patient)
+    # The level meter hears Chromium's fake microphone (it beeps once a second).
+    await patient.wait_for_function("() => document.getElementById('level').value > 0.05")
     await shoot(patient, "join-device-check")
     await join(patient)
     await stage(patient, "waiting")
@@ -270,3 +273,46 @@ async def _frames(patient: Participant, remote: str, more_than: int = 0) -> int:
 async def _clinician_muted(patient: Participant) -> bool:
     mine = next(e for e in patient.room["endpoints"] if e["endpoint"] == patient.endpoint)
     return any(a["clinician_muted"] for a in mine["attendees"])
+
+
+#: Stand-ins for a phone without a camera, and for a person who blocked camera and microphone.
+NO_CAMERA = """
+const real = navigator.mediaDevices.getUserMedia.bind(navigator.mediaDevices);
+navigator.mediaDevices.getUserMedia = (c) => c && c.video
+  ? Promise.reject(new DOMException("no camera", "NotFoundError")) : real(c);
+"""
+BLOCKED = """
+navigator.mediaDevices.getUserMedia = () =>
+  Promise.reject(new DOMException("blocked", "NotAllowedError"));
+"""
+
+
+async def test_without_a_camera_the_patient_joins_with_sound_only(
+    served: ServedNode, browsers: Browsers
+) -> None:
+    created = await served.create_session(INDIVIDUAL)
+    blocked = await browsers.open(link(served, created, "p-201"), "blocked", init=BLOCKED)
+    await shows(blocked, "#media-problem", "camera and microphone are blocked")
+    await blocked.get_by_role("button", name="Try again").wait_for()
+    await shoot(blocked, "join-blocked")
+    await blocked.close()
+
+    host = await browsers.open(link(served, created, "c-17"), "host")
+    await join(host)
+    patient = await browsers.open(link(served, created, "p-201"), "patient", init=NO_CAMERA)
+    await stage(patient, "setup")
+    await shows(patient, "#media-problem", "could not find a camera")
+    await patient.get_by_role("button", name="Join with sound only").click()
+    await shows(host, "#waiting-list", "p-201")
+    await admit(host, "p-201")
+    # Without a camera the page still receives the clinician's picture.
+    await video_playing(patient)
+    assert await patient.locator("#camera").inner_text() == "No camera"
+    # ... and the server recorded the endpoint as audio-only (it decides the billing modifier).
+    await poll(lambda: _logged(served, "modality"), what="modality reported")
+
+
+async def _logged(served: ServedNode, what: str) -> bool:
+    """Whether the server logged a control event ``what`` (its JSON log, pseudonymous ids)."""
+    entries = [json.loads(line) for line in served.lines if line.startswith("{")]
+    return any(e.get("event") == "control" and e.get("what") == what for e in entries)

@@ -48,10 +48,10 @@ export class LocalMedia {
       }
     }
     // One of the two is missing or busy: find out which, and keep the one that works.
+    this.problems = { audio: null, video: null };
     for (const kind of ["audio", "video"]) {
       try {
         this._use(await navigator.mediaDevices.getUserMedia({ [kind]: kind === "audio" ? audio : video }));
-        this.problems[kind] = null;
       } catch (error) {
         this.problems[kind] = problemOf(error);
       }

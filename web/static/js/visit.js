@@ -23,6 +23,9 @@ const BYE_WORDS = {
   expired: ["You were away too long", "Your connection was away too long. Join again to come back."],
 };
 
+/** Refusals that may pass by themselves: the page offers to try again. */
+const RETRY = new Set(["session_locked", "unreachable", "store_unavailable", "busy", "internal_error", "timeout"]);
+
 const MEDIA_WORDS = {
   denied: "Your camera and microphone are blocked for this page. To take part, allow them: " +
     "tap the camera or lock icon in the address bar, choose Allow, then press Try again.",
@@ -74,7 +77,7 @@ export class Visit extends EventTarget {
     }
     const checked = await verifyLink(this.token);
     if (!checked.ok) {
-      this.problem(problemLines(checked.error, checked.body));
+      this.problem(problemLines(checked.error, checked.body), RETRY.has(checked.error));
       return;
     }
     this.info = checked.info;
@@ -84,8 +87,10 @@ export class Visit extends EventTarget {
     if (Signaling.stored(this._resumeKey())) { this.join(); }  // reloaded mid-call: straight back in
   }
 
-  problem(lines) {
+  /** Say why the session cannot be opened; ``retry`` when trying again later may work. */
+  problem(lines, retry = false) {
     paragraphs($("problem-text"), lines);
+    $("problem-retry").hidden = !retry;
     showStage("problem");
   }
 
@@ -120,8 +125,9 @@ export class Visit extends EventTarget {
     else if (video) { text = MEDIA_WORDS[video] + " You can also join with sound only."; }
     else if (audio === "missing") { text = "We could not find a microphone. You can join, but others will not hear you."; }
     else if (audio) { text = MEDIA_WORDS[audio]; }
-    box.textContent = text;
+    $("media-problem-text").textContent = text;
     box.hidden = !text;
+    $("level-field").hidden = !this.media.audio;
     $("retry-media").hidden = !(audio || video) || (video === "missing" && !audio);
     $("preview-off").hidden = Boolean(this.media.video);
     $("join").textContent = this.media.audio || this.media.video
@@ -135,7 +141,9 @@ export class Visit extends EventTarget {
       const select = $("pick-" + kind);
       fillSelect(select, devices[kind], this.media.deviceId(kind));
       select.disabled = devices[kind].length < 2 && Boolean(this.media[kind]);
-      select.closest(".field").hidden = devices[kind].length === 0;
+      // Blocked: nothing can be chosen until the person allows it (a busy one may be swapped).
+      const blocked = ["denied", "unsupported"].includes(this.media.problems[kind]);
+      select.closest(".field").hidden = devices[kind].length === 0 || blocked;
     }
   }
 
@@ -174,6 +182,7 @@ export class Visit extends EventTarget {
   _resumeKey() { return "homeroom.resume." + this.page; }
 
   _welcome(welcome) {
+    this.meter.detach();  // the device check is over: no drawing loop during the call
     const fresh = this.mesh.self !== welcome.endpoint;
     this.mesh.welcome(welcome);
     if (fresh) {
@@ -194,7 +203,7 @@ export class Visit extends EventTarget {
     this.media.setClinicianMuted(people.some((a) => a.clinician_muted));
     this.mesh.reconcile(room);
     this.call.sync(room);
-    showSelf($("self-view"), this.media.stream);
+    showSelf($(room.admitted ? "self-view" : "waiting-self"), this.media.stream);
     this.refreshSelf();
     this._controls();
     this.dispatchEvent(new CustomEvent("room", { detail: { room } }));
@@ -206,7 +215,7 @@ export class Visit extends EventTarget {
       this.problem([detail, "Ask whoever runs Homeroom to run `make run` (it installs the page's files)."]);
       return;
     }
-    this.problem(problemLines(error, {}));
+    this.problem(problemLines(error, {}), RETRY.has(error));
   }
 
   /** The connection banner: says so while the page is not connected. */
@@ -316,7 +325,7 @@ export class Visit extends EventTarget {
     this.call.clear();
     this.meter.close();
     this.media.stop();
-    for (const id of ["preview", "self-view"]) { $(id).srcObject = null; }
+    for (const id of ["preview", "self-view", "waiting-self"]) { $(id).srcObject = null; }
   }
 
   /** A short message for the person, read out by screen readers. */
@@ -338,7 +347,7 @@ export class Visit extends EventTarget {
     $("camera").addEventListener("click", () => this.toggleCamera());
     $("ask-unmute").addEventListener("click", () => this.askToUnmute());
     for (const id of ["leave", "leave-waiting"]) { $(id).addEventListener("click", () => this.leave()); }
-    $("rejoin").addEventListener("click", () => location.reload());
+    for (const id of ["rejoin", "problem-retry"]) { $(id).addEventListener("click", () => location.reload()); }
     $("my-name").addEventListener("change", (e) => {
       const me = this.signaling && this.signaling.welcome ? this.signaling.welcome.attendees[0] : null;
       this._rememberName(me, e.target.value);
