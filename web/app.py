@@ -141,6 +141,8 @@ def create_app(
     app.router.add_post("/api/archive", audit.post_archive)
     app.router.add_get("/join", _page("join.html"))
     app.router.add_get("/host", _page("host.html"))
+    app.router.add_get("/console", _page("console.html"))
+    app.router.add_get("/admin", _page("admin.html"))
     app.router.add_static("/static/", STATIC_DIR)
     return app
 

@@ -27,6 +27,8 @@ const ACTION_WORDS = {
 const staff = new Staff({ needAdmin: true, onReady: ready });
 /** Session id -> a label, for the staff-actions picker: listed sessions and attended ones. */
 let known = new Map();
+/** The days (and patient) on show: what the download buttons download. */
+let shown = null;
 
 function ready() {
   if (!$("from").value) {
@@ -59,6 +61,9 @@ async function load() {
   if (!chosen) { return; }
   say($("range-status"), "Loading " + chosen.first + " to " + chosen.last + "…", "busy");
   known = new Map();
+  shown = chosen;
+  $("audit-entries").replaceChildren();
+  say($("audit-status"), "");
   const done = await Promise.all([loadSessions(chosen), loadAttendance(chosen), loadChain(chosen)]);
   fillAuditPicker();
   if (done.every(Boolean)) {
@@ -74,7 +79,14 @@ async function guarded(container, what, work) {
     await work();
     return true;
   } catch (error) {
-    if (!error.signIn) { container.replaceChildren(el("p", { class: "card problem", text: problemText(error, what + " could not be loaded") })); }
+    if (error.signIn) { return false; }
+    const text = problemText(error, what + " could not be loaded");
+    if (container.classList.contains("card")) {
+      container.classList.add("problem");
+      container.replaceChildren(el("p", { text }));
+    } else {
+      container.replaceChildren(el("p", { class: "card problem", text }));
+    }
     return false;
   }
 }
@@ -140,17 +152,17 @@ function sessionAttendance(rows) {
       columns: [
         { label: "Attendee", head: true, cell: (r) => r.attendee },
         { label: "Role", cell: (r) => r.role },
+        { label: "Present (min)", num: true, cell: (r) => String(r.present_minutes) },
+        { label: "Code", cell: (r) => r.suggested_code ? [r.suggested_code, r.modifier].filter(Boolean).join("-") : null },
+        { label: "Billing", cell: (r) => el("span", { class: "badge billing-" + r.status, text: BILLING_WORDS[r.status] || r.status }) },
+        { label: "Why", cell: (r) => el("span", { class: "explanation", text: r.explanation }) },
+        { label: "Intervals", cell: (r) => intervals(r.intervals) },
         { label: "First join", cell: (r) => clock(r.first_join) },
         { label: "Last leave", cell: (r) => clock(r.last_leave) },
-        { label: "Present (min)", num: true, cell: (r) => String(r.present_minutes) },
         { label: "Video (min)", num: true, cell: (r) => String(r.video_minutes) },
         { label: "Audio only (min)", num: true, cell: (r) => String(r.audio_minutes) },
         { label: "Drops", num: true, cell: (r) => String(r.disconnects) },
-        { label: "Intervals", cell: (r) => intervals(r.intervals) },
-        { label: "Code", cell: (r) => r.suggested_code ? [r.suggested_code, r.modifier].filter(Boolean).join("-") : null },
         { label: "POS", cell: (r) => r.pos },
-        { label: "Billing", cell: (r) => el("span", { class: "badge billing-" + r.status, text: BILLING_WORDS[r.status] || r.status }) },
-        { label: "Why", cell: (r) => el("span", { class: "explanation", text: r.explanation }) },
       ],
     }),
     auditButton(s.session));
@@ -182,7 +194,7 @@ function totals(periods, caption, periodLabel, empty) {
 // --- downloads ---------------------------------------------------------------------------------
 
 async function download(button) {
-  const chosen = range();
+  const chosen = shown || range();
   if (!chosen) { return; }
   button.disabled = true;
   say($("download-status"), "Preparing the download…", "busy");
@@ -199,9 +211,11 @@ async function download(button) {
 // --- the audit trail ---------------------------------------------------------------------------
 
 function loadChain({ first, last }) {
-  return guarded($("chain"), "The audit check", async () => {
+  const box = $("chain");
+  box.classList.remove("intact", "problem");
+  box.replaceChildren(el("p", { text: "Checking the audit trail…" }));
+  return guarded(box, "The audit check", async () => {
     const result = await staff.api(`/api/audit/verify?from=${first}&to=${last}`);
-    const box = $("chain");
     box.classList.toggle("intact", result.ok);
     box.classList.toggle("problem", !result.ok);
     const scope = "the records of the sessions starting in these days and the admin audit log.";

@@ -7,7 +7,9 @@ import {
   problemText, roster, say, table,
 } from "./staff.js";
 
-const MAX_DAYS = 92;   // what GET /api/sessions allows in one listing
+// GET /api/sessions takes the program's days (its time zone), this page the reader's own: ask
+// for a day more on each side, then keep the sessions starting on the reader's chosen days.
+const MAX_DAYS = 90;   // + 2 days of margin: what GET /api/sessions allows in one listing
 const ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
 
 const CREATE_LEADS = {
@@ -40,7 +42,13 @@ async function load() {
   }
   say($("list-status"), "Loading sessions…", "busy");
   try {
-    const { sessions } = await staff.api(`/api/sessions?from=${first}&to=${last}`);
+    const before = dayText(addDays(new Date(first + "T12:00"), -1));
+    const after = dayText(addDays(new Date(last + "T12:00"), 1));
+    const listed = await staff.api(`/api/sessions?from=${before}&to=${after}`);
+    const sessions = listed.sessions.filter((s) => {
+      const day = dayText(new Date(s.starts_at));
+      return first <= day && day <= last;
+    });
     sessions.sort((a, b) => a.starts_at.localeCompare(b.starts_at));
     $("sessions").replaceChildren(sessionTable(sessions));
     const n = sessions.length;
@@ -56,11 +64,12 @@ function sessionTable(sessions) {
     caption: staff.claims.role === "admin" ? "All sessions" : "Your sessions",
     empty: "No sessions in these days.",
     rows: sessions,
+    heading: "h2",
     columns: [
       { label: "Starts", head: true, cell: (s) => dateTime(s.starts_at) },
-      { label: "Kind", cell: kindText },
       { label: "Status", cell: (s) => STATUS_WORDS[s.status] + (s.locked ? " (locked)" : "") },
       { label: "People", cell: (s) => roster(s.roster) },
+      { label: "Kind", cell: kindText },
       { label: "Minutes", num: true, cell: (s) => String(s.planned_minutes) },
       { label: "Session", cell: (s) => el("code", { text: s.session }) },
     ],

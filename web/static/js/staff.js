@@ -58,6 +58,10 @@ export class Staff {
       sessionStorage.removeItem(STORAGE_KEY);
       this.signIn("signed_out");
     });
+    // A new token opened in this tab changes only the fragment: start over with it.
+    window.addEventListener("hashchange", () => {
+      if (new URLSearchParams(location.hash.slice(1)).get("t")) { location.reload(); }
+    });
     const fromHash = new URLSearchParams(location.hash.slice(1)).get("t");
     if (fromHash) { history.replaceState(null, "", location.pathname + location.search); }
     this._use(fromHash || sessionStorage.getItem(STORAGE_KEY), "missing");
@@ -80,7 +84,8 @@ export class Staff {
       : claims.exp * 1000 <= Date.now() ? "token_expired"
       : this.needAdmin && claims.role !== "admin" ? "admin_only" : null;
     if (refusal) {
-      sessionStorage.removeItem(STORAGE_KEY);
+      // A clinician's token stays kept for this tab's other staff page.
+      if (refusal !== "admin_only") { sessionStorage.removeItem(STORAGE_KEY); }
       this.signIn(refusal);
       return;
     }
@@ -110,9 +115,12 @@ export class Staff {
     if (resp.ok) { return raw ? resp : resp.json(); }
     const refusal = await resp.json().catch(() => ({}));
     const error = new ApiError(resp.status, refusal.error || "http_" + resp.status, refusal.detail || resp.statusText);
-    if (SIGN_IN_CODES.has(error.code) || (error.code === "not_authorized" && this.needAdmin)) {
+    if (SIGN_IN_CODES.has(error.code)) {
       sessionStorage.removeItem(STORAGE_KEY);
-      this.signIn(error.code === "not_authorized" ? "admin_only" : error.code);
+      this.signIn(error.code);
+      error.signIn = true;
+    } else if (error.code === "not_authorized" && this.needAdmin) {
+      this.signIn("admin_only");
       error.signIn = true;
     }
     throw error;
@@ -228,21 +236,24 @@ export function roster(members) {
 let tableCount = 0;
 
 /**
- * An accessible table inside a container that scrolls sideways on a narrow screen.
+ * An accessible table under its own title, inside a box that scrolls sideways on a narrow
+ * screen (the title stays put). A focusable, labelled region: keyboard users can scroll it
+ * with the arrow keys.
  * columns: [{label, cell(row) -> text or Node, head?: true (a row header), num?: true}]
  */
-export function table({ caption, columns, rows, empty = "Nothing to show.", name }) {
-  if (!rows.length) { return el("p", { class: "hint empty", text: empty }); }
+export function table({ caption, columns, rows, empty = "Nothing to show.", name = "", heading = "h3" }) {
   const id = "table-" + ++tableCount;
+  const title = el(heading, { class: "table-title", id, text: caption });
+  if (!rows.length) { return el("div", { class: "table-block", dataset: { table: name } }, title, el("p", { class: "hint empty", text: empty })); }
   const head = el("tr", {}, columns.map((c) => el("th", { scope: "col", class: c.num ? "num" : null, text: c.label })));
   const body = rows.map((row) => el("tr", {}, columns.map((c) => {
     const value = c.cell(row);
     const props = { class: c.num ? "num" : null, scope: c.head ? "row" : null };
     return el(c.head ? "th" : "td", props, value === null || value === undefined ? "—" : value);
   })));
-  // A focusable, labelled region: keyboard users can scroll a wide table with the arrow keys.
-  return el("div", { class: "table-wrap", role: "region", tabindex: 0, "aria-labelledby": id, dataset: { table: name || "" } },
-    el("table", {}, el("caption", { id, text: caption }), el("thead", {}, head), el("tbody", {}, body)));
+  return el("div", { class: "table-block", dataset: { table: name } }, title,
+    el("div", { class: "table-wrap", role: "region", tabindex: 0, "aria-labelledby": id },
+      el("table", { "aria-labelledby": id }, el("thead", {}, head), el("tbody", {}, body))));
 }
 
 /** A status line for aria-live regions: ``kind`` is "", "ok", "busy" or "problem". */
