@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 # Reinstall only when the package definition changes.
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint check-redis check-chromium assets
+.PHONY: run test lint check-redis bench check-chromium assets
 
 run: $(STAMP) assets
 	$(BIN)/homeroom serve --demo
@@ -72,3 +72,11 @@ check-chromium:
 		echo "  Debian/Ubuntu: sudo apt-get install chromium"; \
 		exit 1; \
 	fi
+
+# Benchmarks against a floor (bench/README.md). QUICK=1 runs small sizes to check the bench
+# works; the full run takes several minutes and wants a quiet machine. Needs thousands of
+# descriptors for the idle endpoints, and py-spy for the profile.
+bench: $(STAMP) check-redis
+	@[ -x $(BIN)/py-spy ] || $(BIN)/pip install py-spy
+	ulimit -n 16384 2>/dev/null || ulimit -n $$(ulimit -Hn); \
+		$(BIN)/python -m bench $(if $(QUICK),--quick)
