@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 import pytest
 
+from rooms import lifecycle, membership
+from rooms.ids import AttendeeId, SessionId
 from tests.test_web_api import COUPLES, Api, api  # noqa: F401 - the fixture
+from web.keys import ROOMS
 
 DAY = "from=2026-11-02&to=2026-11-02"
 
@@ -50,3 +55,32 @@ async def test_bad_ranges_are_refused(api: Api, query: str, code: str) -> None: 
 
 async def test_listing_needs_a_staff_token(api: Api) -> None:  # noqa: F811
     assert (await api.call("GET", f"/api/sessions?{DAY}", 401))["error"] == "not_authenticated"
+
+
+async def test_links_can_be_issued_again_until_the_session_ends(api: Api) -> None:  # noqa: F811
+    created = await api.create()
+    path = f"/api/sessions/{created['session']}/links"
+    again = await api.call("POST", path, 200, headers=api.staff())
+    assert [link["attendee"] for link in again["links"]] == ["c-17", "p-201", "p-202"]
+    assert again["links"][1]["url"] != created["links"][1]["url"]  # a fresh token
+    assert (await api.verify(again["links"][1]["url"]))["attendee"] == "p-201"
+    stranger = api.staff("clinician", "c-99")
+    assert (await api.call("POST", path, 403, headers=stranger))["error"] == "not_authorized"
+    missing = "/api/sessions/s-nosuchsession/links"
+    assert (await api.call("POST", missing, 404, headers=api.staff()))[
+        "error"
+    ] == "session_not_found"
+
+
+async def test_no_new_links_for_the_removed_or_after_the_end(api: Api) -> None:  # noqa: F811
+    created = await api.create()
+    session = SessionId(created["session"])
+    rooms = api.client.app[ROOMS]  # type: ignore[union-attr]
+    await rooms.apply(
+        session, partial(membership.remove, actor=AttendeeId("c-17"), attendee=AttendeeId("p-202"))
+    )
+    path = f"/api/sessions/{session}/links"
+    again = await api.call("POST", path, 200, headers=api.staff())
+    assert [link["attendee"] for link in again["links"]] == ["c-17", "p-201"]
+    await rooms.apply(session, partial(lifecycle.end, actor=AttendeeId("c-17")))
+    assert (await api.call("POST", path, 410, headers=api.staff()))["error"] == "session_ended"

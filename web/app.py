@@ -134,6 +134,7 @@ def create_app(
     app.router.add_post("/api/sessions", sessions.create_session)
     app.router.add_get("/api/sessions", sessions.list_sessions)
     app.router.add_get("/api/sessions/{session}", sessions.get_session)
+    app.router.add_post("/api/sessions/{session}/links", sessions.reissue_links)
     app.router.add_post("/api/links/verify", verify_link)
     app.router.add_get("/api/attendance", attendance)
     app.router.add_get("/api/audit", audit.get_audit)

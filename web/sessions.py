@@ -9,6 +9,7 @@ from aiohttp import web
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from config.settings import Settings
+from rooms.authz import require_active
 from rooms.errors import InvalidMessage, NotAuthorized, SessionNotFound
 from rooms.ids import AttendeeId, SessionId
 from rooms.kinds import CareFunction, GroupPurpose, Role, SessionKind
@@ -137,6 +138,19 @@ async def get_session(request: web.Request) -> web.Response:
     state = await rooms.get_session(SessionId(request.match_info["session"]))
     authorize_read(staff, state)
     return _json(summary(state))
+
+
+async def reissue_links(request: web.Request) -> web.Response:
+    """``POST /api/sessions/{id}/links``: fresh links for a session that has not ended, for
+    everyone not removed from it (earlier links keep working until they expire)."""
+    settings, rooms = request.app[SETTINGS], request.app[ROOMS]
+    staff = require_staff(request, settings.signing_secret, rooms.clock())
+    state = await rooms.get_session(SessionId(request.match_info["session"]))
+    authorize_read(staff, state)
+    require_active(state)
+    body = created_body(state, settings)
+    body.links = [link for link in body.links if not state.is_removed(link.attendee)]
+    return _json(body)
 
 
 async def list_sessions(request: web.Request) -> web.Response:
