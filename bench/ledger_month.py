@@ -5,7 +5,7 @@ peer support) with a facilitator, eight patients see their individual therapist 
 on two days a week one couple sees the couples therapist. Inside each session people arrive,
 wait, are admitted and leave; while present they mute and unmute, switch between video and
 audio-only and drop and resume their connection, ``activity`` events per person-minute. The
-default activity (5 per minute, far noisier than real calls) makes 22 weekdays come to about
+default activity (5 per minute, far noisier than real calls) makes 24 weekdays come to about
 1,000,000 events; generation stops after the session that reaches the target count.
 """
 
