@@ -56,6 +56,26 @@ class SignalingConfig:
     turn: TurnConfig | None = None
 
 
+class Before:
+    """What endpoints looked like before a change: their connections (to say goodbye to those
+    the change closes) and their views (to push only the views the change altered)."""
+
+    def __init__(self) -> None:
+        self.connections: dict[EndpointId, str | None] = {}
+        self._views: dict[EndpointId, dict[str, Any]] = {}
+
+    def note(self, state: SessionState) -> None:
+        # A change may run again after a lost race: keep only the last run's picture.
+        self.connections = {e.id: e.connection for e in state.endpoints.values()}
+        self._views = {
+            e: room_view(state, e).model_dump(exclude={"version"}) for e in state.endpoints
+        }
+
+    def saw(self, endpoint: EndpointId, view: p.Room) -> bool:
+        """Whether ``endpoint`` already had this view (the version aside)."""
+        return self._views.get(endpoint) == view.model_dump(exclude={"version"})
+
+
 def negotiation_target(kind: SessionKind) -> Literal["peer", "server"]:
     """Whom an endpoint of ``kind`` negotiates media with: the one seam between peer-to-peer
     and server-forwarded media. Group sessions (``RULES[kind].server_forwarded``) use the
@@ -128,32 +148,33 @@ class SignalingServer:
             check_not_revoked(state, claims)
             return membership.join(state, ctx, endpoint, claims.attendee, sid, _digest(credential))
 
-        state, events = await self.rooms.apply(claims.session, change)
-        conn = await self._register(sid, state, endpoint, credential, resumed=False)
+        state, events, before = await self._apply(claims.session, change)
+        conn = self._register(sid, state, endpoint, credential, resumed=False)
         conn.log.info("joined", attendee=claims.attendee, role=str(claims.role))
-        await self._publish(state, events, {}, skip=endpoint)
+        await self._publish(state, events, before, skip=endpoint)
         return conn
 
     async def _resume(self, sid: str, credential: str) -> Conn:
         session, endpoint, secret = _parse_resume(credential)
         fresh = secrets.token_urlsafe(24)
-        before: dict[EndpointId, str | None] = {}
         proof = (_digest(secret), _digest(fresh))
-
-        def change(state: SessionState, ctx: Ctx) -> list[LedgerEvent]:
-            before.update({e.id: e.connection for e in state.endpoints.values()})
-            return membership.resume(state, ctx, endpoint, self.config.grace, sid, proof)
-
-        state, events = await self.rooms.apply(session, change)
-        old = before.get(endpoint)
+        change = partial(
+            membership.resume,
+            endpoint=endpoint,
+            grace=self.config.grace,
+            connection=sid,
+            proof=proof,
+        )
+        state, events, before = await self._apply(session, change)
+        old = before.connections.get(endpoint)
         if old and old != sid:
             await self._drop(old)
-        conn = await self._register(sid, state, endpoint, fresh, resumed=True)
+        conn = self._register(sid, state, endpoint, fresh, resumed=True)
         conn.log.info("resumed")
-        await self._publish(state, events, {}, skip=endpoint)
+        await self._publish(state, events, before, skip=endpoint)
         return conn
 
-    async def _register(
+    def _register(
         self, sid: str, state: SessionState, endpoint: EndpointId, credential: str, *, resumed: bool
     ) -> Conn:
         seats = list(state.endpoints[endpoint].seats)
@@ -174,7 +195,6 @@ class SignalingServer:
         bound = log.bind(session=spec.id, endpoint=endpoint, node=self.rooms.node)
         conn = Conn(sid, spec.id, endpoint, seats, welcome, bound)
         self.local[sid] = conn
-        await self.sio.enter_room(sid, _room(endpoint))
         return conn
 
     async def _disconnect(self, sid: str, *_: Any) -> None:
@@ -183,12 +203,12 @@ class SignalingServer:
             return
         try:
             change = partial(membership.disconnect, endpoint=conn.endpoint, connection=sid)
-            state, events = await self.rooms.apply(conn.session, change)
+            state, events, before = await self._apply(conn.session, change)
         except HomeroomError as exc:
             conn.log.debug("disconnect_ignored", code=exc.code)
             return
         conn.log.info("disconnected")
-        await self._publish(state, events, {})
+        await self._publish(state, events, before)
 
     # --- events -------------------------------------------------------------------------
 
@@ -224,9 +244,8 @@ class SignalingServer:
             conn.gone = True
         else:
             change = CHANGES[event](conn, msg)
-        before: dict[EndpointId, str | None] = {}
         try:
-            state, events = await self.rooms.apply(conn.session, _capturing(change, before))
+            state, events, before = await self._apply(conn.session, change)
         except HomeroomError:
             conn.gone = False  # a refused leave leaves the endpoint as it was
             raise
@@ -258,36 +277,57 @@ class SignalingServer:
             sender=conn.endpoint, description=msg.description, candidate=msg.candidate
         )
         data = relay.model_dump(by_alias=True, exclude_none=True)
-        await self.sio.emit("signal", data, room=_room(EndpointId(msg.to)))
+        await self._send("signal", data, state.endpoints[EndpointId(msg.to)].connection)
 
     # --- pushing state ------------------------------------------------------------------
+
+    async def _apply(
+        self, session: SessionId, change: Change
+    ) -> tuple[SessionState, list[LedgerEvent], Before]:
+        """Run a change, noting what each endpoint saw and where it was connected before it."""
+        before = Before()
+
+        def noting(state: SessionState, ctx: Ctx) -> list[LedgerEvent]:
+            before.note(state)
+            return change(state, ctx)
+
+        state, events = await self.rooms.apply(session, noting)
+        return state, events, before
 
     async def _publish(
         self,
         state: SessionState,
         events: list[LedgerEvent],
-        before: dict[EndpointId, str | None],
+        before: Before,
         skip: EndpointId | None = None,
         caller: str | None = None,
     ) -> None:
-        """Send every endpoint its new view, and a ``bye`` to those the change closed."""
-        sends = [
-            self.sio.emit("room", room_view(state, e).model_dump(), room=_room(e))
-            for e in state.endpoints
-            if e != skip
-        ]
-        await asyncio.gather(*sends)
-        for endpoint, reason in _closed(state, events).items():
-            await self.sio.emit("bye", p.Bye(reason=reason).model_dump(), room=_room(endpoint))
-            connection = before.get(endpoint)
+        """Send each endpoint its view if the change altered it, and a ``bye`` to those the
+        change closed. One message at a time: a burst of publishes would exhaust the pool."""
+        for endpoint in state.endpoints.values():
+            if endpoint.id == skip or not endpoint.connected:
+                continue
+            view = room_view(state, endpoint.id)
+            if before.saw(endpoint.id, view):
+                continue
+            await self._send("room", view.model_dump(), endpoint.connection)
+        for endpoint_id, reason in _closed(state, events).items():
+            connection = before.connections.get(endpoint_id)
+            await self._send("bye", p.Bye(reason=reason).model_dump(), connection)
             if connection and connection == caller:
                 self._drop_soon(connection)  # after its ack has gone out
             elif connection:
                 await self._drop(connection)
 
+    async def _send(self, event: str, data: dict[str, Any], sid: str | None) -> None:
+        """Deliver to one connection: directly when it is ours, else through the other nodes."""
+        if sid is None:
+            return
+        await self.sio.emit(event, data, to=sid, ignore_queue=sid in self.local)
+
     async def publish_change(self, state: SessionState, events: list[LedgerEvent]) -> None:
         """Push a change made elsewhere (the reaper) to the session's endpoints."""
-        await self._publish(state, events, {})
+        await self._publish(state, events, Before())
 
     async def _drop(self, sid: str) -> None:
         """Close a connection whose endpoint is finished (on whichever node holds it)."""
@@ -304,7 +344,8 @@ class SignalingServer:
 
         async def later() -> None:
             await asyncio.sleep(delay)
-            await self.sio.disconnect(sid)
+            if sid in self.local:  # not already gone: no need to tell the other nodes
+                await self.sio.disconnect(sid)
 
         self.sio.start_background_task(later)
 
@@ -321,24 +362,9 @@ def _closed(state: SessionState, events: list[LedgerEvent]) -> dict[EndpointId, 
     return closed
 
 
-def _capturing(change: Change, before: dict[EndpointId, str | None]) -> Change:
-    """Wrap a change to note each endpoint's connection as it was before the change."""
-
-    def wrapped(state: SessionState, ctx: Ctx) -> list[LedgerEvent]:
-        before.clear()
-        before.update({e.id: e.connection for e in state.endpoints.values()})
-        return change(state, ctx)
-
-    return wrapped
-
-
 def _seats(state: SessionState, endpoint: EndpointId) -> list[AttendeeId]:
     found = state.endpoints.get(endpoint)
     return list(found.seats) if found else []
-
-
-def _room(endpoint: EndpointId | str) -> str:
-    return f"e:{endpoint}"
 
 
 _EVENTS: dict[str, type[p.Message]] = {"hello": p.Empty, **p.CLIENT_EVENTS}
