@@ -316,3 +316,39 @@ async def _logged(served: ServedNode, what: str) -> bool:
     """Whether the server logged a control event ``what`` (its JSON log, pseudonymous ids)."""
     entries = [json.loads(line) for line in served.lines if line.startswith("{")]
     return any(e.get("event") == "control" and e.get("what") == what for e in entries)
+
+
+async def test_a_reload_resumes_and_a_second_tab_takes_the_call_over(
+    served: ServedNode, browsers: Browsers
+) -> None:
+    created = await served.create_session(INDIVIDUAL)
+    host = await browsers.open(link(served, created, "c-17"), "host")
+    await join(host)
+    patient = await browsers.open(link(served, created, "p-201"), "patient")
+    await join(patient)
+    await shows(host, "#waiting-list", "p-201")
+    await admit(host, "p-201")
+    await stage(patient, "call")
+    endpoint = await patient.evaluate("() => window.homeroomMedia.endpoint()")
+
+    # A reload in the call comes straight back to the same endpoint: no waiting room.
+    await patient.reload()
+    await stage(patient, "call")
+    assert await patient.evaluate("() => window.homeroomMedia.endpoint()") == endpoint
+    await video_playing(patient)
+    await video_playing(host)
+
+    # A duplicated tab shares sessionStorage, so it resumes the same endpoint; the first tab
+    # then says where the call went instead of joining a second time.
+    stored = await patient.evaluate("() => ({...sessionStorage})")
+    second = await patient.context.new_page()
+    await second.goto(f"{served.url}/join")
+    await second.evaluate(
+        "(s) => Object.entries(s).forEach(([k, v]) => sessionStorage.setItem(k, v))", stored
+    )
+    await second.reload()
+    await stage(second, "call")
+    assert await second.evaluate("() => window.homeroomMedia.endpoint()") == endpoint
+    await stage(patient, "ended")
+    await shows(patient, "#ended-text", "continued in another window or tab")
+    await video_playing(second)

@@ -18,10 +18,12 @@ const STUCK_MS = 6000;
 function trace(...parts) { console.debug("mesh:", ...parts); }
 
 class Peer {
-  constructor(mesh, remote) {
+  /** eager: offer at once even when polite (the other side keeps an older connection). */
+  constructor(mesh, remote, { eager = false } = {}) {
     this.mesh = mesh;
     this.remote = remote;
     this.polite = mesh.self < remote;
+    this.eager = eager;
     this.stream = null;
     this.remoteSession = null;
     this.ignoreOffer = false;
@@ -36,11 +38,15 @@ class Peer {
     this.remoteSession = null;
     this.ignoreOffer = false;
     this.stuckSince = null;
+    // The server relays each event in its own task, so a candidate may overtake the
+    // description it belongs to: keep it until a remote description is there.
+    this.early = [];
     // On a new connection the impolite side offers first and the polite side answers. Glare
     // is legal, but Chromium may then never gather candidates for the answer of a rolled-back
     // offer, and the call stays silent. The polite side offers anyway if nothing comes.
-    this.waitingForOffer = this.polite;
-    if (this.polite) {
+    this.waitingForOffer = this.polite && !this.eager;
+    this.eager = false;
+    if (this.waitingForOffer) {
       setTimeout(() => {
         if (pc === this.pc && this.waitingForOffer) {
           this.waitingForOffer = false;
@@ -144,6 +150,7 @@ class Peer {
     await pc.setRemoteDescription(description);  // the polite side rolls back implicitly
     this.remoteSession = session;
     this.waitingForOffer = false;
+    for (const candidate of this.early.splice(0)) { await this._add(candidate); }
     if (description.type === "offer") {
       await pc.setLocalDescription();
       this._sendLocal(pc);
@@ -151,11 +158,19 @@ class Peer {
   }
 
   async _candidate(candidate) {
-    trace("candidate from", this.remote, "remote description:", Boolean(this.pc.remoteDescription));
+    if (!this.pc.remoteDescription) {
+      if (this.early.length < 64) { this.early.push(candidate); }
+      return;
+    }
+    await this._add(candidate);
+  }
+
+  async _add(candidate) {
     try {
       await this.pc.addIceCandidate(candidate);
     } catch (error) {
-      if (!this.ignoreOffer) { throw error; }  // candidates of an ignored offer are expected to fail
+      // Candidates of an ignored or replaced offer are expected to fail; others do no harm.
+      trace("candidate refused", this.remote, this.ignoreOffer ? "(ignored offer)" : String(error));
     }
   }
 
@@ -198,6 +213,7 @@ export class Mesh {
     this.iceServers = [];
     this.peers = new Map();
     this.away = new Set();
+    this.eager = false;
     this.watchdog = setInterval(() => {
       const now = Date.now();
       for (const peer of this.peers.values()) { peer.checkStuck(now); }
@@ -207,6 +223,9 @@ export class Mesh {
   /** After every welcome: who we are now, and whether the connections should start over. */
   welcome(welcome) {
     const fresh = welcome.endpoint !== this.self;
+    // A reloaded page resuming its endpoint: the others still hold connections to the page
+    // that went away and will not offer, so this side offers whatever its politeness.
+    this.eager = welcome.resumed && fresh;
     this.iceServers = welcome.ice_servers || [];
     if (fresh) { this.closeAll(); }
     this.self = welcome.endpoint;
@@ -229,10 +248,11 @@ export class Mesh {
         continue;
       }
       const peer = this.peers.get(remote);
-      if (!peer) { this.peers.set(remote, new Peer(this, remote)); }
+      if (!peer) { this.peers.set(remote, new Peer(this, remote, { eager: this.eager })); }
       else if (this.away.has(remote)) { peer.restored(); }
       this.away.delete(remote);
     }
+    if (room.admitted) { this.eager = false; }
   }
 
   deliver(signal) {

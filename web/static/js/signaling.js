@@ -26,6 +26,7 @@ export class Signaling extends EventTarget {
     this.socket = null;
     this._resume = storageKey ? sessionStorage.getItem(storageKey) : null;
     this._usedResume = false;
+    this._closedByServer = false;
   }
 
   /** Whether this tab holds a resume credential (it was in the session moments ago). */
@@ -110,6 +111,7 @@ export class Signaling extends EventTarget {
       return;
     }
     this.welcome = welcome;
+    this._closedByServer = false;
     this._remember(welcome.resume);  // rotated on every resume: always keep the newest
     this._setState("connected");
     this.dispatchEvent(new CustomEvent("welcome", { detail: { welcome, resumed: welcome.resumed } }));
@@ -129,6 +131,12 @@ export class Signaling extends EventTarget {
   _refused(err) {
     const data = err && err.data;
     if (!data || !data.error) { return; }  // the network, not the server: socket.io retries
+    if (this._usedResume && this._closedByServer && data.error === "token_invalid") {
+      // The server closed us and our credential no longer works: another tab of this
+      // browser resumed this endpoint (a duplicated tab shares the credential). Stay out.
+      this._close("replaced");
+      return;
+    }
     if (this._usedResume && JOIN_AGAIN.has(data.error)) {
       // Away too long (or the credential is gone): join again with the link itself.
       this._remember(null);
@@ -141,7 +149,8 @@ export class Signaling extends EventTarget {
   _lost(reason) {
     if (this.state === "closed") { return; }
     this._setState("reconnecting");
-    if (reason === "io server disconnect") {
+    this._closedByServer = reason === "io server disconnect";
+    if (this._closedByServer) {
       // socket.io does not come back by itself from a server-side close: ask to resume.
       this.socket.connect();
     }
