@@ -94,8 +94,11 @@ async def test_individual_session_patient_and_clinician_see_each_other(
     await stage(patient, "call")
     await video_playing(patient)
     await video_playing(host)
+    # The console rates the connection from getStats(): round trip, packets lost, frame rate.
+    await shows(host, "#people-list .quality", "fps")
     await shoot(patient, "call")
     await shoot(host, "host-console")
+    assert "#t=" not in patient.url and "#t=" not in host.url
 
 
 async def test_clinician_mutes_then_removes_and_the_patient_page_says_so(
@@ -121,6 +124,12 @@ async def test_clinician_mutes_then_removes_and_the_patient_page_says_so(
     await patient.locator("#muted-notice").wait_for(state="hidden")
     assert (await sending(patient))["audio"] is True
 
+    await host.get_by_role("button", name="Lock", exact=True).click()
+    await shows(host, "#session-state", "Locked")
+    await host.get_by_role("button", name="Unlock").click()
+    await shows(host, "#session-state", "Live")
+    assert "Locked" not in await host.locator("#session-state").inner_text()
+
     await person(host, "p-201", "remove").click()
     await host.locator("#confirm-ok").click()
     await stage(patient, "ended")
@@ -141,6 +150,8 @@ async def test_a_couple_on_one_device_and_the_clinician_ends_the_session(
     device = await browsers.open(link(served, created, "p-201"), "device")
     await stage(device, "setup")
     await device.get_by_label("Your first name").fill("Alex")
+    sent: list[str] = []
+    device.on("websocket", lambda ws: ws.on("framesent", lambda frame: sent.append(str(frame))))
     await join(device)
     await shows(host, "#waiting-list", "p-201")
     await admit(host, "p-201")
@@ -166,8 +177,15 @@ async def test_a_couple_on_one_device_and_the_clinician_ends_the_session(
     await video_playing(host)
     await shoot(device, "call-shared-device")
     await shoot(host, "host-console-couples")
-    # Names typed on the device never reach the clinician's page.
+    # Names typed on the device never leave it: not in what it sent, not on the console.
+    assert any("attach" in frame for frame in sent)
+    assert not [frame for frame in sent if "Alex" in frame or "Sam" in frame]
     assert "Alex" not in await host.content() and "Sam" not in await host.content()
+
+    await host.get_by_role("button", name="Mute all").click()
+    await shows(device, "#muted-notice", "muted by your clinician")
+    for attendee in ("p-201", "p-202"):
+        await shows(host, f'#people-list li[data-attendee="{attendee}"]', "muted by you")
 
     await host.get_by_role("button", name="End for all").click()
     await host.locator("#confirm-ok").click()
