@@ -343,16 +343,20 @@ async def test_a_reload_resumes_and_a_second_tab_takes_the_call_over(
     host = await browsers.open(link(served, created, "c-17"), "host")
     await join(host)
     patient = await browsers.open(link(served, created, "p-201"), "patient")
+    await stage(patient, "setup")
+    await patient.get_by_label("Your first name").fill("Alex")
     await join(patient)
     await shows(host, "#waiting-list", "p-201")
     await admit(host, "p-201")
     await stage(patient, "call")
     endpoint = await patient.evaluate("() => window.homeroomMedia.endpoint()")
 
-    # A reload in the call comes straight back to the same endpoint: no waiting room.
+    # A reload in the call comes straight back to the same endpoint: no waiting room, and the
+    # name typed on this device is still shown.
     await patient.reload()
     await stage(patient, "call")
     assert await patient.evaluate("() => window.homeroomMedia.endpoint()") == endpoint
+    await shows(patient, "#self-label", "You (Alex)")
     await video_playing(patient)
     await video_playing(host)
 

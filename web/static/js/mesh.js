@@ -98,13 +98,17 @@ class Peer {
     this._enqueue(async () => { if (this.pc.signalingState === "have-local-offer") { this.replace(); } });
   }
 
-  /** Both descriptions are set but ICE never started: the impolite side starts over. */
+  /** Start over when negotiation got nowhere: an offer nobody answered (it was lost with a
+   * page or a connection), or both descriptions set but ICE never started (the impolite side
+   * restarts that one, so that both sides do not). */
   checkStuck(now) {
     const pc = this.pc;
-    const settled = pc.signalingState === "stable" && pc.localDescription && pc.remoteDescription;
-    if (!settled || pc.iceConnectionState !== "new") { this.stuckSince = null; return; }
+    const unanswered = pc.signalingState === "have-local-offer";
+    const silent = pc.signalingState === "stable" && pc.localDescription && pc.remoteDescription &&
+      pc.iceConnectionState === "new" && !this.polite;
+    if (!unanswered && !silent) { this.stuckSince = null; return; }
     this.stuckSince = this.stuckSince ?? now;
-    if (!this.polite && now - this.stuckSince > STUCK_MS) { this.replace(); }
+    if (now - this.stuckSince > STUCK_MS) { this.replace(); }
   }
 
   deliver(signal) {
@@ -214,6 +218,7 @@ export class Mesh {
     this.peers = new Map();
     this.away = new Set();
     this.eager = false;
+    this.early = [];
     this.watchdog = setInterval(() => {
       const now = Date.now();
       for (const peer of this.peers.values()) { peer.checkStuck(now); }
@@ -230,6 +235,7 @@ export class Mesh {
     if (fresh) { this.closeAll(); }
     this.self = welcome.endpoint;
     if (!fresh) { for (const peer of this.peers.values()) { peer.restored(); } }
+    for (const signal of this.early.splice(0)) { this.deliver(signal); }
   }
 
   /** One connection per other connected endpoint of the call; none while waiting. */
@@ -256,6 +262,11 @@ export class Mesh {
   }
 
   deliver(signal) {
+    if (!this.self) {
+      // Before our welcome (a resumed page): the others may already be offering.
+      if (this.early.length < 256) { this.early.push(signal); }
+      return;
+    }
     const from = signal.from;
     let peer = this.peers.get(from);
     if (!peer && this.self && from) {

@@ -76,7 +76,7 @@ export class PartnerPanel {
       return;
     }
     const name = $("partner-name").value.trim().slice(0, 40);
-    if (name) { this.visit.names.set(info.attendee, name); }
+    if (name) { this.visit.names.set(info.attendee, name); this.visit.saveNames(); }
     $("partner-link").value = "";
     $("partner-name").value = "";
     say((name || "Your partner") + " is now on this device.");

@@ -78,7 +78,10 @@ export class Signaling extends EventTarget {
 
   /** Relay SDP or ICE; dropped while disconnected (stale by the time we are back). */
   signal(message) {
-    if (this.connected) { this.socket.emit("signal", message, () => {}); }
+    if (!this.connected) { return; }
+    this.socket.emit("signal", message, (reply) => {
+      if (reply && reply.error) { console.debug("signal refused:", reply.error, reply.detail); }
+    });
   }
 
   async leave() {

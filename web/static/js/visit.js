@@ -69,7 +69,11 @@ export class Visit extends EventTarget {
     window.addEventListener("hashchange", () => {
       if (new URLSearchParams(location.hash.slice(1)).get("t")) { location.reload(); }
     });
+    const before = sessionStorage.getItem("homeroom.link." + this.page);
     this.token = readToken(this.page);
+    // Another link in this tab: a resume credential of the last one must not be used with it.
+    if (this.token !== before) { sessionStorage.removeItem(this._resumeKey()); }
+    this._loadNames();
     if (!this.token) {
       this.problem(["This page needs the link from your invitation message.",
         "Open that link again, or ask your care team to send a new one."]);
@@ -81,6 +85,7 @@ export class Visit extends EventTarget {
       return;
     }
     this.info = checked.info;
+    $("my-name").value = this.names.get(this.info.attendee) || "";
     this._describeLink();
     showStage("setup");
     await this.openMedia();
@@ -165,7 +170,7 @@ export class Visit extends EventTarget {
 
   join() {
     if (this.signaling) { return; }
-    for (const input of document.querySelectorAll("[data-own-name]")) { this._rememberName(null, input.value); }
+    this._rememberName(this.info.attendee, $("my-name").value);
     $("join").disabled = true;
     $("join").textContent = "Connecting…";
     const signaling = new Signaling(this.token, { storageKey: this._resumeKey() });
@@ -187,9 +192,8 @@ export class Visit extends EventTarget {
     this.mesh.welcome(welcome);
     if (fresh) {
       this.call.clear();
-      this.reported = "video";  // what the server assumes of a new endpoint
-      const me = welcome.attendees[0];
-      if (this.names.has(null)) { this.names.set(me, this.names.get(null)); this.names.delete(null); }
+      // A new endpoint starts as video on the server; a reloaded page does not know.
+      this.reported = welcome.resumed ? null : "video";
     }
     this._reportModality();
     this.dispatchEvent(new CustomEvent("welcome", { detail: { welcome } }));
@@ -267,6 +271,20 @@ export class Visit extends EventTarget {
   _rememberName(attendee, name) {
     const clean = (name || "").trim().slice(0, 40);
     if (clean) { this.names.set(attendee, clean); } else { this.names.delete(attendee); }
+    this.saveNames();
+  }
+
+  /** Names stay in this tab (sessionStorage) so a reload keeps them; they are never sent. */
+  saveNames() {
+    sessionStorage.setItem("homeroom.names", JSON.stringify([...this.names]));
+  }
+
+  _loadNames() {
+    try {
+      for (const [attendee, name] of JSON.parse(sessionStorage.getItem("homeroom.names") || "[]")) {
+        this.names.set(attendee, name);
+      }
+    } catch (_) { sessionStorage.removeItem("homeroom.names"); }
   }
 
   async toggleMic() {
@@ -348,10 +366,7 @@ export class Visit extends EventTarget {
     $("ask-unmute").addEventListener("click", () => this.askToUnmute());
     for (const id of ["leave", "leave-waiting"]) { $(id).addEventListener("click", () => this.leave()); }
     for (const id of ["rejoin", "problem-retry"]) { $(id).addEventListener("click", () => location.reload()); }
-    $("my-name").addEventListener("change", (e) => {
-      const me = this.signaling && this.signaling.welcome ? this.signaling.welcome.attendees[0] : null;
-      this._rememberName(me, e.target.value);
-    });
+    $("my-name").addEventListener("change", (e) => this._rememberName(this.info.attendee, e.target.value));
   }
 
   /** Buttons and the mute notice follow the media and the room view. */
