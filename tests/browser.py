@@ -24,6 +24,9 @@ from playwright.async_api import (
 from playwright.async_api import TimeoutError as PlaywrightTimeout
 
 CHROMIUM = Path("/usr/bin/chromium")
+ROOT = Path(__file__).resolve().parent.parent
+#: The pages' socket.io client, copied from web/node_modules by `make assets`.
+SOCKETIO_JS = ROOT / "web" / "static" / "vendor" / "socket.io.min.js"
 ARGS = [
     "--use-fake-device-for-media-stream",
     "--use-fake-ui-for-media-stream",
@@ -38,7 +41,7 @@ ARGS = [
 PHONE = {"width": 360, "height": 740}
 DESKTOP = {"width": 1280, "height": 800}
 #: Where screenshots go (gitignored): `make test` or `pytest tests/test_pages.py` writes them.
-ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts" / "pages"
+ARTIFACTS = ROOT / "test-artifacts" / "pages"
 #: Generous: ICE, DTLS and the first keyframe between browsers on a loaded 2-core machine.
 WITHIN = 30.0
 
@@ -56,6 +59,8 @@ class Browsers:
                 f"{CHROMIUM} is missing: the page tests need Debian's chromium package "
                 "(`make test` installs it as root; otherwise `sudo apt-get install chromium`)"
             )
+        if not SOCKETIO_JS.exists():
+            raise RuntimeError(f"{SOCKETIO_JS} is missing: run `make assets` (npm ci and a copy)")
         self.tmp = tmp
         self.problems: list[str] = []
         #: Every page's console, by browser name: printed when a test fails.

@@ -109,6 +109,12 @@ async def test_clinician_mutes_then_removes_and_the_patient_page_says_so(
     await join(host)
     patient = await browsers.open(link(served, created, "p-201"), "patient")
     await join(patient)
+    # Turned away from the waiting room, the patient is told so; the link still works later.
+    await host.locator('#waiting-list [data-action="deny"][data-attendee="p-201"]').click()
+    await stage(patient, "ended")
+    await shows(patient, "#ended-text", "could not let you in")
+    await patient.reload()
+    await join(patient)
     await shows(host, "#waiting-list", "p-201")
     await admit(host, "p-201")
     await stage(patient, "call")
