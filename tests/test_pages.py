@@ -119,6 +119,12 @@ async def test_clinician_mutes_then_removes_and_the_patient_page_says_so(
     await admit(host, "p-201")
     await stage(patient, "call")
     assert (await sending(patient))["audio"] is True
+    # Camera off: nothing sent, and the endpoint is recorded as audio-only until it is back.
+    await patient.get_by_role("button", name="Stop video").click()
+    assert (await sending(patient))["video"] is False
+    await poll(lambda: _logged(served, "modality"), what="modality reported")
+    await patient.get_by_role("button", name="Start video").click()
+    assert (await sending(patient))["video"] is True
 
     await person(host, "p-201", "mute").click()
     await shows(patient, "#muted-notice", "muted by your clinician")

@@ -387,6 +387,10 @@ export class Visit extends EventTarget {
     $("self-off").hidden = Boolean(this.media.video && this.media.cameraOn);
 
     const box = $("muted-notice");
+    // The notice appears with the mute; say it too, for screen readers (a live region that
+    // was hidden is not reliably read out when it appears).
+    if (clinicianMuted && box.hidden) { this.notice("Your clinician muted your microphone."); }
+    if (!clinicianMuted && !box.hidden) { this.notice("Your clinician unmuted your microphone."); }
     box.hidden = !clinicianMuted;
     $("muted-text").textContent = locked
       ? "Your microphone is muted by your clinician for now."
