@@ -75,10 +75,7 @@ def admit(
     state: SessionState, ctx: Ctx, actor: AttendeeId, attendee: AttendeeId
 ) -> list[LedgerEvent]:
     """A clinician admits a waiting attendee (on every endpoint where they wait)."""
-    require_host(state, actor)
-    waiting = _waiting_endpoints(state, attendee)
-    if not waiting:
-        raise InvalidTransition(f"{attendee} is not in the waiting room")
+    waiting = _waiting_for_host(state, actor, attendee)
     if state.spec.role_of(attendee) in SEATED_ROLES and not state.is_admitted(attendee):
         _check_capacity(state)
     events: list[LedgerEvent] = []
@@ -91,10 +88,7 @@ def deny(
     state: SessionState, ctx: Ctx, actor: AttendeeId, attendee: AttendeeId
 ) -> list[LedgerEvent]:
     """A clinician turns a waiting attendee away; their endpoints lose that seat."""
-    require_host(state, actor)
-    waiting = _waiting_endpoints(state, attendee)
-    if not waiting:
-        raise InvalidTransition(f"{attendee} is not in the waiting room")
+    waiting = _waiting_for_host(state, actor, attendee)
     events = []
     for endpoint in waiting:
         _drop_seat(state, endpoint, attendee)
@@ -368,8 +362,15 @@ def _check_capacity(state: SessionState) -> None:
         raise SessionFull(f"the session is full ({state.spec.capacity} people)")
 
 
-def _waiting_endpoints(state: SessionState, attendee: AttendeeId) -> list[EndpointId]:
-    return [e.id for e, s in state.seats_of(attendee) if s.status is SeatStatus.WAITING]
+def _waiting_for_host(
+    state: SessionState, actor: AttendeeId, attendee: AttendeeId
+) -> list[EndpointId]:
+    """The endpoints where ``attendee`` waits for ``actor``, a clinician, to decide."""
+    require_host(state, actor)
+    waiting = [e.id for e, s in state.seats_of(attendee) if s.status is SeatStatus.WAITING]
+    if not waiting:
+        raise InvalidTransition(f"{attendee} is not in the waiting room")
+    return waiting
 
 
 def _drop_seat(state: SessionState, endpoint: EndpointId, attendee: AttendeeId) -> None:

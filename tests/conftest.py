@@ -15,6 +15,9 @@ from rooms.store import MemoryStore, SessionStore, open_store
 from rooms.store.redis import RedisStore
 from tests.redis_server import MISSING, RedisServer
 
+#: Fixtures of real `homeroom serve` processes (``served``).
+pytest_plugins = ["tests.served"]
+
 BACKENDS = ["memory", "redis"]
 
 

@@ -6,12 +6,14 @@ import asyncio
 import os
 import signal
 import sys
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import aiohttp
+import pytest
 
 from rooms.tokens import StaffRole, issue_staff_token
 from tests.redis_server import free_port
@@ -94,3 +96,27 @@ class ServedNode:
 def token_of(created: dict[str, Any], attendee: str) -> str:
     url = next(link["url"] for link in created["links"] if link["attendee"] == attendee)
     return str(url.split("#t=", 1)[1])
+
+
+COUPLES: dict[str, Any] = {
+    "kind": "couples",
+    "roster": [
+        {"attendee": "c-17", "role": "clinician"},
+        {"attendee": "p-201", "role": "patient"},
+        {"attendee": "p-202", "role": "patient"},
+    ],
+}
+
+
+@pytest.fixture(params=["memory", "redis"])
+async def served(
+    request: pytest.FixtureRequest, tmp_path: Path, redis_prefix: str
+) -> AsyncIterator[ServedNode]:
+    """`homeroom serve` on the embedded store, then on a real Redis (ids memory/redis)."""
+    env = {}
+    if request.param == "redis":
+        url = request.getfixturevalue("redis_url")
+        env = {"REDIS_URL": url, "HOMEROOM_REDIS_PREFIX": redis_prefix}
+    node = await ServedNode.start(tmp_path, name="n-1", **env)
+    yield node
+    await node.stop()

@@ -12,32 +12,8 @@ import pytest
 from redis.asyncio import Redis
 
 from tests.redis_server import free_port
-from tests.served import HOMEROOM, ServedNode, token_of
+from tests.served import COUPLES, HOMEROOM, ServedNode, token_of
 from tests.signaling_harness import SECRET, Client, until
-
-COUPLES = {
-    "kind": "couples",
-    "roster": [
-        {"attendee": "c-17", "role": "clinician"},
-        {"attendee": "p-201", "role": "patient"},
-        {"attendee": "p-202", "role": "patient"},
-    ],
-}
-
-
-@pytest.fixture(params=["memory", "redis"])
-async def served(
-    request: pytest.FixtureRequest, tmp_path: Path, redis_prefix: str
-) -> AsyncIterator[ServedNode]:
-    env = {}
-    if request.param == "redis":
-        env = {
-            "REDIS_URL": request.getfixturevalue("redis_url"),
-            "HOMEROOM_REDIS_PREFIX": redis_prefix,
-        }
-    node = await ServedNode.start(tmp_path, name="n-1", **env)
-    yield node
-    await node.stop()
 
 
 async def test_a_couples_call_through_the_real_server(served: ServedNode) -> None:

@@ -3,23 +3,11 @@ device on each store, and a call whose two endpoints sit on two nodes sharing on
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from pathlib import Path
 
-import pytest
-
 from media.participant import Participant
-from tests.served import ServedNode, token_of
+from tests.served import COUPLES, ServedNode, token_of
 from tests.signaling_harness import until
-
-COUPLES = {
-    "kind": "couples",
-    "roster": [
-        {"attendee": "c-17", "role": "clinician"},
-        {"attendee": "p-201", "role": "patient"},
-        {"attendee": "p-202", "role": "patient"},
-    ],
-}
 
 
 def flowing(a: Participant, b: Participant, frames: int = 10) -> bool:
@@ -29,21 +17,6 @@ def flowing(a: Participant, b: Participant, frames: int = 10) -> bool:
         if got.video_frames < frames or got.audio_frames < frames:
             return False
     return True
-
-
-@pytest.fixture(params=["memory", "redis"])
-async def served(
-    request: pytest.FixtureRequest, tmp_path: Path, redis_prefix: str
-) -> AsyncIterator[ServedNode]:
-    env = {}
-    if request.param == "redis":
-        env = {
-            "REDIS_URL": request.getfixturevalue("redis_url"),
-            "HOMEROOM_REDIS_PREFIX": redis_prefix,
-        }
-    node = await ServedNode.start(tmp_path, name="n-1", **env)
-    yield node
-    await node.stop()
 
 
 async def test_couples_on_one_shared_device_see_and_hear_their_clinician(
