@@ -27,6 +27,7 @@ from rooms.service import CreateSession, Rooms
 from rooms.session import SessionSpec, SessionStatus
 from rooms.state import SessionState
 from rooms.store import MemoryStore, Mutation, SessionStore, open_store
+from rooms.store.redis import MAX_CONNECTIONS
 from tests.redis_server import RedisServer, free_port
 
 T0 = datetime(2026, 11, 2, 15, 0, tzinfo=UTC)
@@ -513,3 +514,15 @@ async def test_redis_spec_of_a_session_stored_before_specs_were_kept(
         assert await redis_store.spec(state.spec.id) == state.spec
     finally:
         await client.aclose()
+
+
+async def test_more_concurrent_commands_than_connections_wait_their_turn(redis_url: str) -> None:
+    """Beyond the pool's connections, commands queue instead of failing (StoreUnavailable)."""
+    store = open_store(redis_url, prefix="hrt-pool")
+    try:
+        results = await asyncio.gather(
+            *(store.ping() for _ in range(5 * MAX_CONNECTIONS)), return_exceptions=True
+        )
+        assert [r for r in results if r is not None] == []
+    finally:
+        await store.close()

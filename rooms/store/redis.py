@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from importlib.resources import files
 from typing import Any, cast
 
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialWithJitterBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -28,6 +28,8 @@ from rooms.session import SessionSpec, SessionStatus
 from rooms.state import SessionState
 from rooms.store.base import Mutation, SessionStore, utc
 
+#: Connections one process keeps to Redis at most.
+MAX_CONNECTIONS = 64
 _CAS_LUA = files("rooms.store").joinpath("cas.lua").read_text(encoding="utf-8")
 _FORGET_LUA = files("rooms.store").joinpath("forget_node.lua").read_text(encoding="utf-8")
 _ADMIN_LUA = files("rooms.store").joinpath("admin_audit.lua").read_text(encoding="utf-8")
@@ -99,8 +101,12 @@ class RedisStore(SessionStore):
         cls, url: str, *, prefix: str = "hr", ended_ttl_seconds: int = 7 * 86400
     ) -> RedisStore:
         """A store on a new connection pool. Connects lazily, on first use."""
-        client = Redis.from_url(
+        # A blocking pool: beyond MAX_CONNECTIONS concurrent commands, callers wait their turn
+        # (up to the socket timeout) instead of failing, as the default pool would.
+        pool = BlockingConnectionPool.from_url(
             url,
+            max_connections=MAX_CONNECTIONS,
+            timeout=5.0,
             decode_responses=True,
             socket_connect_timeout=2.0,
             socket_timeout=5.0,
@@ -108,6 +114,7 @@ class RedisStore(SessionStore):
             # get StoreUnavailable rather than a request that hangs.
             retry=Retry(ExponentialWithJitterBackoff(cap=0.5, base=0.05), 2),
         )
+        client = Redis.from_pool(pool)  # the client owns the pool and closes it
         return cls(client, prefix=prefix, ended_ttl_seconds=ended_ttl_seconds)
 
     async def create(self, state: SessionState, events: list[LedgerEvent]) -> None:
