@@ -38,8 +38,15 @@ COUPLES = {
 
 
 @pytest.fixture
-async def served(tmp_path: Path) -> AsyncIterator[ServedNode]:
-    node = await ServedNode.start(tmp_path, name="n-1")
+async def served(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[ServedNode]:
+    """`homeroom serve` on the embedded store; on Redis for tests parametrized with "redis"."""
+    env = {}
+    if getattr(request, "param", "memory") == "redis":
+        env = {
+            "REDIS_URL": request.getfixturevalue("redis_url"),
+            "HOMEROOM_REDIS_PREFIX": request.getfixturevalue("redis_prefix"),
+        }
+    node = await ServedNode.start(tmp_path, name="n-1", **env)
     yield node
     await node.stop()
 
@@ -74,6 +81,7 @@ async def admit(host: Page, attendee: str) -> None:
     await host.locator(f'#waiting-list [data-action="admit"][data-attendee="{attendee}"]').click()
 
 
+@pytest.mark.parametrize("served", ["memory", "redis"], indirect=True)
 async def test_individual_session_patient_and_clinician_see_each_other(
     served: ServedNode, browsers: Browsers
 ) -> None:
