@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
@@ -27,6 +28,9 @@ class Conn:
     log: Any = None
     #: True once the endpoint left on purpose, so its socket's close records nothing more.
     gone: bool = False
+    #: Signals of one connection are relayed in the order they arrived (socket.io runs each
+    #: event in a task of its own; an asyncio.Lock wakes its waiters first come, first served).
+    relaying: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     @property
     def actor(self) -> AttendeeId:

@@ -168,6 +168,7 @@ class SignalingServer:
         state, events, before = await self._apply(session, change)
         old = before.connections.get(endpoint)
         if old and old != sid:
+            await self._send("bye", p.Bye(reason="replaced").model_dump(), old)
             await self._drop(old)
         conn = self._register(sid, state, endpoint, fresh, resumed=True)
         conn.log.info("resumed")
@@ -234,7 +235,8 @@ class SignalingServer:
             return p.ok(welcome=conn.welcome.model_dump(), room=view)
         if event == "signal":
             assert isinstance(msg, p.Signal)
-            await self._relay(conn, msg)
+            async with conn.relaying:
+                await self._relay(conn, msg)
             return p.ok()
         if event == "attach":
             assert isinstance(msg, p.Attach)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -212,3 +213,29 @@ async def test_resume_keeps_the_endpoint_and_its_attendance(node: Node) -> None:
 
 def _endpoint(client: Client, endpoint: str) -> dict[str, Any]:
     return next(e for e in client.room["endpoints"] if e["endpoint"] == endpoint)
+
+
+async def test_signals_are_relayed_in_the_order_sent(node: Node) -> None:
+    _, host, (patient,) = await in_call(node, "individual", "p-201")
+    sends = [
+        patient.call("signal", {"to": host.endpoint, "candidate": {"candidate": f"candidate:{i}"}})
+        for i in range(40)
+    ]
+    assert all(reply["ok"] for reply in await asyncio.gather(*sends))
+    await until(lambda: len(host.signals) == 40)
+    assert [s["candidate"]["candidate"] for s in host.signals] == [
+        f"candidate:{i}" for i in range(40)
+    ]
+    await host.close()
+    await patient.close()
+
+
+async def test_a_second_connection_with_the_credential_takes_over(node: Node) -> None:
+    _, host, (patient,) = await in_call(node, "individual", "p-201")
+    again = await Client(node.url).connect(resume=patient.welcome["resume"])
+    assert again.endpoint == patient.endpoint
+    await until(lambda: patient.byes == [{"reason": "replaced", "detail": ""}])
+    await until(lambda: not patient.sio.connected)
+    assert (await again.call("hello"))["ok"] is True
+    for client in (host, again):
+        await client.close()

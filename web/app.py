@@ -218,6 +218,9 @@ def _page(name: str) -> Handler:
 async def _security_headers(request: web.Request, response: web.StreamResponse) -> None:
     for name, value in _HEADERS.items():
         response.headers.setdefault(name, value)
+    if request.path.startswith("/static/"):
+        # Revalidate (cheap: ETag / Last-Modified) so an upgrade never runs yesterday's script.
+        response.headers.setdefault("Cache-Control", "no-cache")
 
 
 def _json(model: BaseModel, status: int = 200) -> web.Response:
