@@ -6,20 +6,14 @@ events that record the change; the store writes both atomically. Raising changes
 
 from __future__ import annotations
 
-import hmac
-from datetime import timedelta
-
 from rooms import lifecycle
 from rooms.authz import is_host, require_active, require_host, require_roster
 from rooms.errors import (
     DeviceFull,
-    EndpointNotFound,
     InvalidTransition,
     NotAuthorized,
-    ResumeExpired,
     SessionFull,
     SessionLocked,
-    TokenInvalid,
     TokenRevoked,
 )
 from rooms.ids import AttendeeId, EndpointId
@@ -129,99 +123,6 @@ def leave(state: SessionState, ctx: Ctx, endpoint: EndpointId) -> list[LedgerEve
     ]
     del state.endpoints[endpoint]
     return events
-
-
-def disconnect(
-    state: SessionState,
-    ctx: Ctx,
-    endpoint: EndpointId,
-    connection: str | None = None,
-    *,
-    reason: str | None = None,
-) -> list[LedgerEvent]:
-    """The connection dropped. Presence ends now; a resume within the grace window restores it.
-
-    With ``connection`` given, the close of a connection the endpoint has already moved away
-    from (a resume on a new connection) is refused as stale and changes nothing. ``reason``,
-    when given, is recorded in the events' data (the reaper's "node_lost").
-    """
-    found = _endpoint(state, endpoint)
-    if connection is not None and found.connection != connection:
-        raise InvalidTransition("that connection no longer serves this endpoint")
-    if not found.connected:
-        raise InvalidTransition("the endpoint is already disconnected")
-    found.connected = False
-    found.disconnected_at = ctx.now
-    data = {"reason": reason} if reason is not None else {}
-    return [
-        emit(
-            state,
-            ctx,
-            EventKind.DISCONNECTED,
-            attendee=a,
-            endpoint=endpoint,
-            was=str(s.status),
-            **data,
-        )
-        for a, s in found.seats.items()
-    ]
-
-
-def resume(
-    state: SessionState,
-    ctx: Ctx,
-    endpoint: EndpointId,
-    grace: timedelta,
-    connection: str | None = None,
-    proof: tuple[str, str] | None = None,
-) -> list[LedgerEvent]:
-    """A dropped endpoint is back within the grace window: same seats, same admission.
-
-    A client may come back before the server noticed the old connection die: then the new
-    connection takes the endpoint over and presence simply continues (``takeover``).
-    ``proof`` is (hash of the credential presented, hash of the next credential).
-    """
-    require_active(state)
-    found = _endpoint(state, endpoint)
-    if proof is not None:
-        if found.resume_hash is None or not hmac.compare_digest(found.resume_hash, proof[0]):
-            raise TokenInvalid("this resume credential is not valid")
-        found.resume_hash = proof[1]
-    takeover = found.connected
-    if not takeover:
-        assert found.disconnected_at is not None
-        if ctx.now - found.disconnected_at > grace:
-            raise ResumeExpired("the reconnect grace window has passed: join again")
-    found.connected = True
-    found.disconnected_at = None
-    found.node = ctx.node
-    found.connection = connection
-    events = [
-        emit(
-            state,
-            ctx,
-            EventKind.RESUMED,
-            attendee=a,
-            endpoint=endpoint,
-            was=str(s.status),
-            takeover=takeover,
-        )
-        for a, s in found.seats.items()
-    ]
-    return events + lifecycle.live_if_ready(state, ctx)
-
-
-def expire(
-    state: SessionState, ctx: Ctx, endpoint: EndpointId, grace: timedelta
-) -> list[LedgerEvent]:
-    """Forget an endpoint whose grace window has passed. Its presence already ended."""
-    found = _endpoint(state, endpoint)
-    if found.connected or found.disconnected_at is None:
-        raise InvalidTransition("the endpoint is connected")
-    if ctx.now - found.disconnected_at <= grace:
-        raise InvalidTransition("the endpoint may still resume")
-    del state.endpoints[endpoint]
-    return []
 
 
 def attach(
@@ -381,10 +282,7 @@ def _drop_seat(state: SessionState, endpoint: EndpointId, attendee: AttendeeId) 
 
 
 def _endpoint(state: SessionState, endpoint: EndpointId) -> EndpointState:
-    found = state.endpoints.get(endpoint)
-    if found is None:
-        raise EndpointNotFound("no such endpoint in this session")
-    return found
+    return state.endpoint(endpoint)
 
 
 def _require_device_or_host(state: SessionState, found: EndpointState, actor: AttendeeId) -> None:

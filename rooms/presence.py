@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from rooms import membership
+from rooms import reconnect
 from rooms.errors import InvalidTransition
 from rooms.ids import NodeId
 from rooms.ledger import Ctx, LedgerEvent
@@ -34,7 +34,7 @@ def reap_node(
     events: list[LedgerEvent] = []
     for endpoint in state.endpoint_of_node(node):
         if endpoint.connected:
-            events += membership.disconnect(state, at_last_beat, endpoint.id, reason=NODE_LOST)
+            events += reconnect.disconnect(state, at_last_beat, endpoint.id, reason=NODE_LOST)
     return events + expire_stale(state, ctx, grace, node=node)
 
 
@@ -51,8 +51,8 @@ def expire_stale(
         if node is not None and endpoint.node != node:
             continue
         try:
-            # membership.expire is the one rule for "past the grace window".
-            events += membership.expire(state, ctx, endpoint.id, grace)
+            # reconnect.expire is the one rule for "past the grace window".
+            events += reconnect.expire(state, ctx, endpoint.id, grace)
         except InvalidTransition:
             continue  # connected, or may still resume: it stays
     return events

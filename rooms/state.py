@@ -6,6 +6,7 @@ from enum import StrEnum
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict
 
+from rooms.errors import EndpointNotFound
 from rooms.ids import AttendeeId, EndpointId, NodeId
 from rooms.kinds import SEATED_ROLES
 from rooms.session import SessionSpec, SessionStatus
@@ -94,6 +95,13 @@ class SessionState(BaseModel):
         found = self.attendees.get(attendee)
         if found is None:
             found = self.attendees[attendee] = AttendeeState()
+        return found
+
+    def endpoint(self, endpoint: EndpointId) -> EndpointState:
+        """The endpoint's state; EndpointNotFound when it is not (or no longer) in the session."""
+        found = self.endpoints.get(endpoint)
+        if found is None:
+            raise EndpointNotFound("no such endpoint in this session")
         return found
 
     def peek(self, attendee: AttendeeId) -> AttendeeState:

@@ -20,7 +20,7 @@ import socketio
 import structlog
 from pydantic import ValidationError
 
-from rooms import membership
+from rooms import membership, reconnect
 from rooms.errors import (
     HomeroomError,
     InvalidMessage,
@@ -159,7 +159,7 @@ class SignalingServer:
         fresh = secrets.token_urlsafe(24)
         proof = (_digest(secret), _digest(fresh))
         change = partial(
-            membership.resume,
+            reconnect.resume,
             endpoint=endpoint,
             grace=self.config.grace,
             connection=sid,
@@ -203,7 +203,7 @@ class SignalingServer:
         if conn is None or conn.gone:
             return
         try:
-            change = partial(membership.disconnect, endpoint=conn.endpoint, connection=sid)
+            change = partial(reconnect.disconnect, endpoint=conn.endpoint, connection=sid)
             state, events, before = await self._apply(conn.session, change)
         except HomeroomError as exc:
             conn.log.debug("disconnect_ignored", code=exc.code)

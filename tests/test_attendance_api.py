@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from rooms import lifecycle, membership
+from rooms import lifecycle, membership, reconnect
 from rooms.ids import AttendeeId, EndpointId, SessionId
 from rooms.store import SessionStore
 from tests.test_web_api import Api, _api, make_settings
@@ -42,10 +42,10 @@ async def held_session(api: Api) -> SessionId:
         (0, partial(membership.join, endpoint=EndpointId("e-host"), attendee=C)),
         (60, partial(membership.join, endpoint=EndpointId("e-pat"), attendee=P)),
         (120, partial(membership.admit, actor=C, attendee=P)),
-        (1200, partial(membership.disconnect, endpoint=EndpointId("e-pat"))),
+        (1200, partial(reconnect.disconnect, endpoint=EndpointId("e-pat"))),
         (
             1230,
-            partial(membership.resume, endpoint=EndpointId("e-pat"), grace=timedelta(seconds=60)),
+            partial(reconnect.resume, endpoint=EndpointId("e-pat"), grace=timedelta(seconds=60)),
         ),
         (2820, partial(membership.leave, endpoint=EndpointId("e-pat"))),
         (2880, partial(lifecycle.end, actor=C)),

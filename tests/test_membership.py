@@ -7,7 +7,7 @@ from datetime import timedelta
 
 import pytest
 
-from rooms import lifecycle, membership
+from rooms import lifecycle, membership, reconnect
 from rooms.errors import (
     DeviceFull,
     EndpointNotFound,
@@ -106,10 +106,10 @@ def test_leave_records_every_seat() -> None:
 
 def test_resume_within_grace_keeps_admission_and_is_not_a_join() -> None:
     state = in_call()
-    assert kinds(membership.disconnect(state, ctx(10), E2)) == ["disconnected"]
+    assert kinds(reconnect.disconnect(state, ctx(10), E2)) == ["disconnected"]
     assert not state.is_present(P1) and state.is_admitted(P1)
-    unchanged(state, lambda: membership.disconnect(state, ctx(10), E2), InvalidTransition)
-    events = membership.resume(state, ctx(10.4, node="n-2"), E2, GRACE, "conn-2")
+    unchanged(state, lambda: reconnect.disconnect(state, ctx(10), E2), InvalidTransition)
+    events = reconnect.resume(state, ctx(10.4, node="n-2"), E2, GRACE, "conn-2")
     assert kinds(events) == ["resumed"] and events[0].data["takeover"] is False
     assert state.is_present(P1) and state.endpoints[E2].node == "n-2"
 
@@ -117,27 +117,27 @@ def test_resume_within_grace_keeps_admission_and_is_not_a_join() -> None:
 def test_resume_before_the_old_connection_closed_takes_the_endpoint_over() -> None:
     state = in_call()
     state.endpoints[E2].connection = "conn-1"
-    events = membership.resume(state, ctx(5), E2, GRACE, "conn-2")
+    events = reconnect.resume(state, ctx(5), E2, GRACE, "conn-2")
     assert kinds(events) == ["resumed"] and events[0].data["takeover"] is True
     # A resume credential must match, and is rotated by each resume.
     state.endpoints[E2].resume_hash = "h1"
     unchanged(
-        state, lambda: membership.resume(state, ctx(5), E2, GRACE, "c", ("bad", "h2")), TokenInvalid
+        state, lambda: reconnect.resume(state, ctx(5), E2, GRACE, "c", ("bad", "h2")), TokenInvalid
     )
-    membership.resume(state, ctx(5), E2, GRACE, "conn-2", ("h1", "h2"))
+    reconnect.resume(state, ctx(5), E2, GRACE, "conn-2", ("h1", "h2"))
     assert state.endpoints[E2].resume_hash == "h2"
     # The old connection's close arrives late: it is stale and changes nothing.
-    unchanged(state, lambda: membership.disconnect(state, ctx(6), E2, "conn-1"), InvalidTransition)
-    assert kinds(membership.disconnect(state, ctx(7), E2, "conn-2")) == ["disconnected"]
+    unchanged(state, lambda: reconnect.disconnect(state, ctx(6), E2, "conn-1"), InvalidTransition)
+    assert kinds(reconnect.disconnect(state, ctx(7), E2, "conn-2")) == ["disconnected"]
 
 
 def test_after_grace_an_endpoint_expires_and_a_new_join_waits() -> None:
     state = in_call()
-    membership.disconnect(state, ctx(10), E2)
+    reconnect.disconnect(state, ctx(10), E2)
     late = ctx(10.6)
-    unchanged(state, lambda: membership.resume(state, late, E2, GRACE), ResumeExpired)
-    unchanged(state, lambda: membership.expire(state, ctx(10.2), E2, GRACE), InvalidTransition)
-    assert membership.expire(state, late, E2, GRACE) == []
+    unchanged(state, lambda: reconnect.resume(state, late, E2, GRACE), ResumeExpired)
+    unchanged(state, lambda: reconnect.expire(state, ctx(10.2), E2, GRACE), InvalidTransition)
+    assert reconnect.expire(state, late, E2, GRACE) == []
     assert E2 not in state.endpoints
     membership.join(state, ctx(11), E3, P1)
     assert state.endpoints[E3].seats[P1].status is SeatStatus.WAITING
@@ -246,9 +246,9 @@ def test_only_the_device_or_a_clinician_marks_and_detaches() -> None:
 def test_dropped_shared_device_disconnects_both() -> None:
     state = in_call()
     membership.attach(state, ctx(3), E2, P2)
-    events = membership.disconnect(state, ctx(9), E2)
+    events = reconnect.disconnect(state, ctx(9), E2)
     assert sorted(e.attendee or "" for e in events) == [P1, P2]
-    events = membership.resume(state, ctx(9.2), E2, GRACE)
+    events = reconnect.resume(state, ctx(9.2), E2, GRACE)
     assert kinds(events) == ["resumed", "resumed"]
 
 

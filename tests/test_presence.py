@@ -6,7 +6,7 @@ from datetime import timedelta
 
 import pytest
 
-from rooms import membership, presence
+from rooms import membership, presence, reconnect
 from rooms.errors import EndpointNotFound
 from rooms.ids import EndpointId, NodeId
 from rooms.kinds import SessionKind
@@ -28,7 +28,7 @@ def call_on_two_nodes() -> SessionState:
     membership.admit(state, ctx(2, ALIVE), C, P1)
     membership.attach(state, ctx(3, DEAD), E2, P2)
     membership.join(state, ctx(3, DEAD), E3, P2)
-    membership.disconnect(state, ctx(4.9, DEAD), E3)
+    reconnect.disconnect(state, ctx(4.9, DEAD), E3)
     return state
 
 
@@ -58,7 +58,7 @@ def test_reap_closes_the_dead_nodes_connected_endpoints_at_its_last_heartbeat() 
 def test_reap_events_have_the_shape_of_an_ordinary_disconnect() -> None:
     reaped, dropped = call_on_two_nodes(), call_on_two_nodes()
     by_reaper = reap(reaped, 6)
-    by_socket = membership.disconnect(dropped, ctx(5, REAPER), E2)
+    by_socket = reconnect.disconnect(dropped, ctx(5, REAPER), E2)
     assert [e.model_dump(exclude={"data", "prev", "hash"}) for e in by_reaper] == [
         e.model_dump(exclude={"data", "prev", "hash"}) for e in by_socket
     ]
@@ -121,7 +121,7 @@ def test_reap_long_after_the_death_closes_and_forgets_in_one_change() -> None:
 def test_a_reaped_endpoint_may_resume_within_the_grace_window_from_the_last_heartbeat() -> None:
     state = call_on_two_nodes()
     reap_at(state, timedelta(seconds=10))
-    events = membership.resume(state, Ctx(now=LAST_SEEN + GRACE, node=ALIVE), E2, GRACE)
+    events = reconnect.resume(state, Ctx(now=LAST_SEEN + GRACE, node=ALIVE), E2, GRACE)
     assert kinds(events) == ["resumed", "resumed"]
     assert state.endpoints[E2].node == ALIVE  # now the alive node's: never reaped again
     assert reap_at(state, GRACE * 3) == []
@@ -132,12 +132,12 @@ def test_a_reaped_endpoint_past_the_grace_window_is_gone() -> None:
     state = call_on_two_nodes()
     reap_at(state, GRACE + timedelta(seconds=1))
     with pytest.raises(EndpointNotFound):
-        membership.resume(state, Ctx(now=LAST_SEEN + GRACE * 2, node=ALIVE), E2, GRACE)
+        reconnect.resume(state, Ctx(now=LAST_SEEN + GRACE * 2, node=ALIVE), E2, GRACE)
 
 
 def test_expire_stale_forgets_any_nodes_endpoints_past_grace_and_nothing_else() -> None:
     state = call_on_two_nodes()
-    membership.disconnect(state, ctx(5, ALIVE), E1)
+    reconnect.disconnect(state, ctx(5, ALIVE), E1)
     before = state.model_copy(deep=True)
     assert presence.expire_stale(state, ctx(5.4), GRACE) == []  # e-3's window ends at 5:24
     assert state == before
@@ -150,7 +150,7 @@ def test_expire_stale_forgets_any_nodes_endpoints_past_grace_and_nothing_else() 
 
 def test_expire_stale_for_one_node_only() -> None:
     state = call_on_two_nodes()
-    membership.disconnect(state, ctx(4, ALIVE), E1)
+    reconnect.disconnect(state, ctx(4, ALIVE), E1)
     presence.expire_stale(state, ctx(10), GRACE, node=ALIVE)
     assert set(state.endpoints) == {E2, E3}
     presence.expire_stale(state, ctx(10), GRACE, node=DEAD)

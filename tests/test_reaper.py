@@ -17,7 +17,7 @@ from redis.asyncio import Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
-from rooms import lifecycle, membership
+from rooms import lifecycle, membership, reconnect
 from rooms.ids import AttendeeId, EndpointId, NodeId, SessionId
 from rooms.kinds import Role, SessionKind
 from rooms.ledger import EventKind, LedgerEvent
@@ -195,7 +195,7 @@ async def test_an_endpoint_resumed_on_another_node_is_not_reaped(
     await node_a_dies(nodes)
     await nodes.reapers[B].sweep()
     _, events = await b.apply(
-        sid, partial(membership.resume, endpoint=EndpointId("e-2"), grace=GRACE)
+        sid, partial(reconnect.resume, endpoint=EndpointId("e-2"), grace=GRACE)
     )
     assert [e.kind for e in events] == [EventKind.RESUMED]
     nodes.clock.advance(GRACE.total_seconds())
@@ -216,7 +216,7 @@ async def test_own_sessions_expire_after_grace_and_are_untracked_when_empty(
     b, reaper = nodes.rooms[B], nodes.reapers[B]
     sid = await couples_call(nodes)
     await b.apply(sid, partial(membership.join, endpoint=EndpointId("e-3"), attendee=P1))
-    await b.apply(sid, partial(membership.disconnect, endpoint=EndpointId("e-3")))
+    await b.apply(sid, partial(reconnect.disconnect, endpoint=EndpointId("e-3")))
     dropped_at = nodes.clock.now
     await nodes.beat(A, B)
 
