@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import json
 import secrets
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -31,18 +30,18 @@ from rooms.errors import (
 )
 from rooms.ids import AttendeeId, EndpointId, SessionId, new_endpoint_id
 from rooms.kinds import SessionKind
-from rooms.ledger import Ctx, EventKind, LedgerEvent
+from rooms.ledger import Ctx, LedgerEvent
 from rooms.service import Change, Rooms
 from rooms.state import SessionState
 from rooms.tokens import check_not_revoked, verify_link_token
 from signaling import protocol as p
+from signaling.decoding import decode, describe, known
+from signaling.delivery import Before, closed_by
 from signaling.handlers import CHANGES, Conn
 from signaling.ice import TurnConfig, ice_servers
 from signaling.views import admitted_endpoints, room_view
 
 log = structlog.get_logger("homeroom.signaling")
-
-_BYE_FOR: dict[EventKind, str] = {EventKind.REMOVED: "removed", EventKind.DENIED: "denied"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,26 +53,6 @@ class SignalingConfig:
     #: Pub/sub channel of the node fan-out; nodes of one deployment share it.
     channel: str = "homeroom"
     turn: TurnConfig | None = None
-
-
-class Before:
-    """What endpoints looked like before a change: their connections (to say goodbye to those
-    the change closes) and their views (to push only the views the change altered)."""
-
-    def __init__(self) -> None:
-        self.connections: dict[EndpointId, str | None] = {}
-        self._views: dict[EndpointId, dict[str, Any]] = {}
-
-    def note(self, state: SessionState) -> None:
-        # A change may run again after a lost race: keep only the last run's picture.
-        self.connections = {e.id: e.connection for e in state.endpoints.values()}
-        self._views = {
-            e: room_view(state, e).model_dump(exclude={"version"}) for e in state.endpoints
-        }
-
-    def saw(self, endpoint: EndpointId, view: p.Room) -> bool:
-        """Whether ``endpoint`` already had this view (the version aside)."""
-        return self._views.get(endpoint) == view.model_dump(exclude={"version"})
 
 
 def negotiation_target(kind: SessionKind) -> Literal["peer", "server"]:
@@ -135,7 +114,7 @@ class SignalingServer:
                 assert request.resume is not None
                 await self._resume(sid, request.resume)
         except ValidationError as exc:
-            error = InvalidMessage(_describe(exc))
+            error = InvalidMessage(describe(exc))
             raise socketio.exceptions.ConnectionRefusedError(error.code, error.to_wire()) from None
         except HomeroomError as exc:
             raise socketio.exceptions.ConnectionRefusedError(exc.code, exc.to_wire()) from None
@@ -218,14 +197,14 @@ class SignalingServer:
         if conn is None or conn.gone:
             return NotAuthenticated("connect with a link first").to_wire()
         try:
-            msg = _decode(event, args)
+            msg = decode(event, args)
             return await self._handle(conn, event, msg)
         except HomeroomError as exc:
-            conn.log.info("refused", what=_known(event), code=exc.code)
+            conn.log.info("refused", what=known(event), code=exc.code)
             return exc.to_wire()
         except Exception:
             # A bug must not hang the client or kill the connection: answer, and log it.
-            conn.log.exception("event_failed", what=_known(event))
+            conn.log.exception("event_failed", what=known(event))
             return {"error": "internal_error", "detail": "the server could not handle that"}
 
     async def _handle(self, conn: Conn, event: str, msg: p.Message) -> dict[str, Any]:
@@ -313,7 +292,7 @@ class SignalingServer:
             if before.saw(endpoint.id, view):
                 continue
             await self._send("room", view.model_dump(), endpoint.connection)
-        for endpoint_id, reason in _closed(state, events).items():
+        for endpoint_id, reason in closed_by(state, events).items():
             connection = before.connections.get(endpoint_id)
             await self._send("bye", p.Bye(reason=reason).model_dump(), connection)
             if connection and connection == caller:
@@ -352,50 +331,9 @@ class SignalingServer:
         self.sio.start_background_task(later)
 
 
-def _closed(state: SessionState, events: list[LedgerEvent]) -> dict[EndpointId, str]:
-    closed: dict[EndpointId, str] = {}
-    for event in events:
-        if event.endpoint is None or event.endpoint in state.endpoints:
-            continue
-        if event.kind in _BYE_FOR:
-            closed[event.endpoint] = _BYE_FOR[event.kind]
-        elif event.kind is EventKind.LEFT and event.data.get("reason") == "session_ended":
-            closed[event.endpoint] = "ended"
-    return closed
-
-
 def _seats(state: SessionState, endpoint: EndpointId) -> list[AttendeeId]:
     found = state.endpoints.get(endpoint)
     return list(found.seats) if found else []
-
-
-_EVENTS: dict[str, type[p.Message]] = {"hello": p.Empty, **p.CLIENT_EVENTS}
-
-
-def _known(event: str) -> str:
-    return event if event in _EVENTS else "unknown"
-
-
-def _decode(event: str, args: tuple[Any, ...]) -> p.Message:
-    model = _EVENTS.get(event)
-    if model is None:
-        # Never echo or log the name: a client could put anything in it.
-        raise InvalidMessage("unknown event")
-    if len(args) > 1:
-        raise InvalidMessage("send one payload object per event")
-    data = args[0] if args else {}
-    if len(json.dumps(data, separators=(",", ":"))) > p.MAX_EVENT_BYTES:
-        raise InvalidMessage(f"payload larger than {p.MAX_EVENT_BYTES} bytes")
-    try:
-        return model.model_validate(data)
-    except ValidationError as exc:
-        raise InvalidMessage(_describe(exc)) from None
-
-
-def _describe(exc: ValidationError) -> str:
-    first = exc.errors(include_url=False)[0]
-    where = ".".join(str(part) for part in first["loc"]) or "payload"
-    return f"{where}: {first['msg']}"
 
 
 def _parse_resume(credential: str) -> tuple[SessionId, EndpointId, str]:
