@@ -49,6 +49,16 @@ class Crowd:
         self.joined.append(participant)
         return await participant.join()
 
+    async def individual_call(self) -> tuple[Participant, Participant]:
+        """Clinician c-17 and patient p-201, admitted, media flowing both ways."""
+        state = await create(self.node.rooms, "individual", "c-17", "p-201")
+        clinician = await self.join(state, "c-17")
+        patient = await self.join(state, "p-201")
+        await until(lambda: len(clinician.room["waiting"]) == 1)
+        assert (await clinician.admit("p-201"))["ok"] is True
+        await in_call(clinician, patient)
+        return clinician, patient
+
     async def close(self) -> None:
         await asyncio.gather(*(p.close() for p in self.joined))
 
@@ -152,12 +162,7 @@ async def test_three_endpoints_form_a_mesh(crowd: Crowd) -> None:
 
 
 async def test_mute_and_camera_off_stop_what_the_other_side_receives(crowd: Crowd) -> None:
-    state = await create(crowd.node.rooms, "individual", "c-17", "p-201")
-    clinician = await crowd.join(state, "c-17")
-    patient = await crowd.join(state, "p-201")
-    await until(lambda: len(clinician.room["waiting"]) == 1)
-    await clinician.admit("p-201")
-    await in_call(clinician, patient)
+    clinician, patient = await crowd.individual_call()
 
     assert (await clinician.call("mute", {"attendee": "p-201"}))["ok"] is True
     await until(lambda: _me(patient)["clinician_muted"])
@@ -175,12 +180,7 @@ async def test_mute_and_camera_off_stop_what_the_other_side_receives(crowd: Crow
 
 
 async def test_removed_patient_gets_bye_and_its_connection_closes(crowd: Crowd) -> None:
-    state = await create(crowd.node.rooms, "individual", "c-17", "p-201")
-    clinician = await crowd.join(state, "c-17")
-    patient = await crowd.join(state, "p-201")
-    await until(lambda: len(clinician.room["waiting"]) == 1)
-    await clinician.admit("p-201")
-    await in_call(clinician, patient)
+    clinician, patient = await crowd.individual_call()
     links = [patient.peers[clinician.endpoint], clinician.peers[patient.endpoint]]
 
     assert (await clinician.call("remove", {"attendee": "p-201"}))["ok"] is True
@@ -205,12 +205,7 @@ async def test_end_sends_everyone_bye_ended(crowd: Crowd) -> None:
 
 
 async def test_signaling_resume_keeps_the_media(crowd: Crowd) -> None:
-    state = await create(crowd.node.rooms, "individual", "c-17", "p-201")
-    clinician = await crowd.join(state, "c-17")
-    patient = await crowd.join(state, "p-201")
-    await until(lambda: len(clinician.room["waiting"]) == 1)
-    await clinician.admit("p-201")
-    await in_call(clinician, patient)
+    clinician, patient = await crowd.individual_call()
     before = patient.endpoint
 
     await patient.resume()
