@@ -8,11 +8,12 @@ comes from the Debian package (`make test` installs it).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+import pytest
 from playwright.async_api import (
     BrowserContext,
     ConsoleMessage,
@@ -109,6 +110,16 @@ class Browsers:
         self.console.setdefault(name, []).append(f"{message.type}: {message.text}")
         if "Content Security Policy" in message.text or "Content-Security-Policy" in message.text:
             self.problems.append(f"{name}: {message.text}")
+
+
+@pytest.fixture
+async def browsers(tmp_path: Path) -> AsyncIterator[Browsers]:
+    """Chromium for one test; fails the test on any CSP or asset problem it saw."""
+    async with Browsers(tmp_path) as opened:
+        yield opened
+        for name, lines in opened.console.items():  # shown by pytest when the test fails
+            print(f"--- console of {name}:", *lines, sep="\n")
+    assert not opened.problems, opened.problems
 
 
 async def poll(check: Callable[[], Awaitable[Any]], within: float = WITHIN, what: str = "") -> Any:

@@ -15,8 +15,8 @@ from rooms.store import MemoryStore, SessionStore, open_store
 from rooms.store.redis import RedisStore
 from tests.redis_server import MISSING, RedisServer
 
-#: Fixtures of real `homeroom serve` processes (``served``).
-pytest_plugins = ["tests.served"]
+#: Fixtures of real `homeroom serve` processes (``served``) and of Chromium (``browsers``).
+pytest_plugins = ["tests.served", "tests.browser"]
 
 BACKENDS = ["memory", "redis"]
 

@@ -36,15 +36,6 @@ async def served(tmp_path: Path) -> AsyncIterator[ServedNode]:
     await node.stop()
 
 
-@pytest.fixture
-async def browsers(tmp_path: Path) -> AsyncIterator[Browsers]:
-    async with Browsers(tmp_path) as opened:
-        yield opened
-        for name, lines in opened.console.items():  # shown by pytest when the test fails
-            print(f"--- console of {name}:", *lines, sep="\n")
-    assert not opened.problems, opened.problems
-
-
 def staff_token(
     role: StaffRole, subject: str, *, ago: timedelta = timedelta(0), secret: str = SECRET
 ) -> str:

@@ -51,15 +51,6 @@ async def served(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterato
     await node.stop()
 
 
-@pytest.fixture
-async def browsers(tmp_path: Path) -> AsyncIterator[Browsers]:
-    async with Browsers(tmp_path) as opened:
-        yield opened
-        for name, lines in opened.console.items():  # shown by pytest when the test fails
-            print(f"--- console of {name}:", *lines, sep="\n")
-    assert not opened.problems, opened.problems
-
-
 def link(served: ServedNode, created: dict[str, Any], attendee: str) -> str:
     page = "host" if attendee.startswith("c-") else "join"
     return f"{served.url}/{page}#t={token_of(created, attendee)}"
