@@ -24,6 +24,7 @@ from rooms.ids import SessionId
 from rooms.store import open_store
 from rooms.tokens import StaffRole, verify_staff_token
 from tests.redis_server import free_port
+from tests.served import COUPLES
 from web.cli import main
 
 HOMEROOM = Path(sys.executable).parent / "homeroom"
@@ -289,15 +290,7 @@ async def test_token_then_api_against_a_running_server(demo: Served) -> None:
     token = await asyncio.to_thread(_sh, demo, f"{HOMEROOM} token --role clinician --subject c-17")
     assert token.returncode == 0, token.stderr
     headers = {"Authorization": f"Bearer {token.stdout.strip()}"}
-    body = {
-        "kind": "couples",
-        "roster": [
-            {"attendee": "c-17", "role": "clinician"},
-            {"attendee": "p-201", "role": "patient"},
-            {"attendee": "p-202", "role": "patient"},
-        ],
-    }
-    status, created = await _http("POST", f"{demo.url}/api/sessions", json=body, headers=headers)
+    status, created = await _http("POST", f"{demo.url}/api/sessions", json=COUPLES, headers=headers)
     assert status == 201, created
     links = created["links"]
     assert isinstance(links, list)

@@ -16,7 +16,7 @@ from playwright.async_api import Locator, Page
 from media.participant import Participant
 from media.synthetic import MediaSpec
 from tests.browser import Browsers, Proxy, poll, shoot, shows, stage, video_playing
-from tests.served import ServedNode, token_of
+from tests.served import COUPLES, ServedNode, token_of
 
 INDIVIDUAL = {
     "kind": "individual",
@@ -27,14 +27,6 @@ INDIVIDUAL = {
 }
 #: A small picture from the aiortc participant: two cores encode and decode the whole call.
 SMALL = MediaSpec(width=320, height=240, fps=15)
-COUPLES = {
-    "kind": "couples",
-    "roster": [
-        {"attendee": "c-17", "role": "clinician"},
-        {"attendee": "p-201", "role": "patient"},
-        {"attendee": "p-202", "role": "patient"},
-    ],
-}
 
 
 @pytest.fixture

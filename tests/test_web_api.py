@@ -21,17 +21,10 @@ from rooms.state import SessionState
 from rooms.store import MemoryStore, SessionStore, open_store
 from rooms.tokens import StaffRole, issue_staff_token
 from tests.redis_server import free_port
+from tests.served import COUPLES
 
 T0 = datetime(2026, 11, 2, 15, 0, tzinfo=UTC)
 SECRET = "api-test-secret-" + "x" * 32
-COUPLES = {
-    "kind": "couples",
-    "roster": [
-        {"attendee": "c-17", "role": "clinician"},
-        {"attendee": "p-201", "role": "patient"},
-        {"attendee": "p-202", "role": "patient"},
-    ],
-}
 
 
 class Clock:
