@@ -112,3 +112,27 @@ async def test_homeroom_probe_without_a_server_says_so(tmp_path: Path) -> None:
     out, err = await proc.communicate()
     assert proc.returncode == 1 and out == b""
     assert err.decode().startswith("error: unreachable:")
+
+
+async def test_attendance_export_and_audit_verify_through_the_server(
+    served: ServedNode, tmp_path: Path
+) -> None:
+    await served.create_session(COUPLES)
+    env = {**os.environ, "HOMEROOM_SECRET": SECRET, "HOMEROOM_VAR_DIR": str(tmp_path)}
+    env.pop("REDIS_URL", None)
+
+    async def cli(*argv: str) -> tuple[int, str, str]:
+        proc = await asyncio.create_subprocess_exec(
+            str(HOMEROOM), *argv, "--url", served.url,
+            env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        out, err = await proc.communicate()
+        return proc.returncode or 0, out.decode(), err.decode()
+
+    day = "2000-01-01"
+    code, out, _ = await cli("attendance", "export", "--from", day, "--to", day)
+    assert code == 0 and out.startswith("session,kind,purpose,date_of_service,attendee,")
+    code, out, _ = await cli("audit", "verify")
+    assert code == 0 and json.loads(out)["ok"] is True
+    code, out, err = await cli("attendance", "export", "--from", day, "--to", "1999-01-01")
+    assert code == 1 and out == "" and err.startswith("error: invalid_message:")

@@ -73,10 +73,12 @@ def cmd_verify(args: argparse.Namespace) -> int:
     params = _range(args, RangeParams)
     query = params.model_dump(mode="json", by_alias=True)
 
-    async def direct(rooms: Rooms) -> dict[str, Any]:
-        return await verify(rooms, settings.timezone, params.first, params.last, actor=CLI_SUBJECT)
+    async def direct(rooms: Rooms) -> str:
+        return json.dumps(
+            await verify(rooms, settings.timezone, params.first, params.last, actor=CLI_SUBJECT)
+        )
 
-    body = _through(settings, args, ("GET", "/api/audit/verify", query), direct)
+    body = json.loads(_through(settings, args, ("GET", "/api/audit/verify", query), direct))
     print(json.dumps({k: body[k] for k in ("ok", "chains", "first_broken")}, indent=2))
     return 0 if body["ok"] else 1
 
@@ -86,15 +88,14 @@ def cmd_archive(args: argparse.Namespace) -> int:
     params = _range(args, RangeParams)
     directory = args.dir or settings.var_dir / "archive"
 
-    async def direct(rooms: Rooms) -> dict[str, Any]:
-        return await run_archive(
+    async def direct(rooms: Rooms) -> str:
+        report = await run_archive(
             rooms, directory, settings.timezone, params.first, params.last, actor=CLI_SUBJECT
         )
+        return json.dumps(report)
 
-    body = _through(
-        settings, args, ("POST", "/api/archive", params.model_dump(mode="json", by_alias=True)),
-        direct,
-    )  # fmt: skip
+    request = ("POST", "/api/archive", params.model_dump(mode="json", by_alias=True))
+    body = json.loads(_through(settings, args, request, direct))
     print(json.dumps(body, indent=2))
     return 0 if body["ok"] else 1
 
@@ -111,14 +112,15 @@ def _through(
     settings: Settings,
     args: argparse.Namespace,
     request: tuple[str, str, dict[str, Any]],
-    direct: Callable[[Rooms], Awaitable[dict[str, Any]]],
-) -> dict[str, Any]:
-    """Straight to Redis when REDIS_URL is set; else through the server holding the store."""
+    direct: Callable[[Rooms], Awaitable[str]],
+) -> str:
+    """Straight to Redis when REDIS_URL is set; else through the server holding the store
+    (the embedded store lives inside the server process)."""
     if args.url or settings.redis_url is None:
         token = args.token or cli_token(settings)
-        return asyncio.run(_json_over_http(args.url or settings.public_url, token, request))
+        return asyncio.run(_over_http(args.url or settings.public_url, token, request))
 
-    async def run() -> dict[str, Any]:
+    async def run() -> str:
         store = open_store(settings.redis_url, prefix=settings.redis_prefix)
         try:
             return await direct(Rooms(store, node=NodeId(settings.node_id)))
@@ -128,9 +130,8 @@ def _through(
     return asyncio.run(run())
 
 
-async def _json_over_http(
-    base_url: str, token: str, request: tuple[str, str, dict[str, Any]]
-) -> dict[str, Any]:
+async def _over_http(base_url: str, token: str, request: tuple[str, str, dict[str, Any]]) -> str:
+    """The body of a 200 answer; any other answer becomes its error code."""
     method, path, data = request
     headers = {"Authorization": f"Bearer {token}"}
     timeout = aiohttp.ClientTimeout(total=300)
@@ -140,28 +141,28 @@ async def _json_over_http(
             aiohttp.ClientSession(timeout=timeout) as http,
             http.request(method, base_url.rstrip("/") + path, headers=headers, **options) as resp,
         ):
-            body: dict[str, Any] = await resp.json(content_type=None)
+            text = await resp.text(encoding="utf-8")
     except (aiohttp.ClientError, TimeoutError) as exc:
         raise CliError("server_unreachable", f"{exc.__class__.__name__}: {exc}") from None
     if resp.status != 200:
+        try:
+            body = json.loads(text)
+        except ValueError:
+            body = {}
         raise CliError(str(body.get("error", resp.status)), str(body.get("detail", "")))
-    return body
+    return text
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    """Straight from Redis when REDIS_URL is set; otherwise through the running server, which
-    holds the embedded store."""
     settings = load_settings()
     params = _params(args)
-    if args.url or settings.redis_url is None:
-        token = args.token or cli_token(settings)
-        try:
-            body = asyncio.run(_over_http(args.url or settings.public_url, token, params))
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            raise CliError("server_unreachable", f"{exc.__class__.__name__}: {exc}") from None
-    else:
-        body = asyncio.run(_from_store(settings, params))
-    _write(body, args.output)
+    query = params.model_dump(mode="json", by_alias=True, exclude_none=True)
+
+    async def direct(rooms: Rooms) -> str:
+        rules = load_billing_rules(settings.billing_rules)
+        return await export(rooms, rules, settings.timezone, params, actor=CLI_SUBJECT)
+
+    _write(_through(settings, args, ("GET", "/api/attendance", query), direct), args.output)
     return 0
 
 
@@ -190,31 +191,6 @@ def _params(args: argparse.Namespace) -> AttendanceParams:
         return AttendanceParams.model_validate(raw)
     except ValidationError as exc:
         raise InvalidMessage(describe(exc)) from None
-
-
-async def _over_http(base_url: str, token: str, params: AttendanceParams) -> str:
-    query = params.model_dump(mode="json", by_alias=True, exclude_none=True)
-    headers = {"Authorization": f"Bearer {token}"}
-    timeout = aiohttp.ClientTimeout(total=120)
-    url = f"{base_url.rstrip('/')}/api/attendance"
-    async with (
-        aiohttp.ClientSession(timeout=timeout) as http,
-        http.get(url, params=query, headers=headers) as resp,
-    ):
-        if resp.status != 200:
-            body = await resp.json(content_type=None)
-            raise CliError(str(body.get("error", resp.status)), str(body.get("detail", "")))
-        return await resp.text(encoding="utf-8")
-
-
-async def _from_store(settings: Settings, params: AttendanceParams) -> str:
-    store = open_store(settings.redis_url, prefix=settings.redis_prefix)
-    try:
-        rooms = Rooms(store, node=NodeId(settings.node_id))
-        rules = load_billing_rules(settings.billing_rules)
-        return await export(rooms, rules, settings.timezone, params, actor=CLI_SUBJECT)
-    finally:
-        await store.close()
 
 
 def _write(body: str, output: Path | None) -> None:
