@@ -30,7 +30,7 @@ GROUPS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("  EVALSHA compare-and-set (RedisStore._commit)", ("RedisStore._commit",)),
     ("  the domain change (Rooms.apply lambda)", ("Rooms.apply.<locals>.<lambda>",)),
     ("  ledger events: emit + hash chain", ("emit (rooms/ledger.py",)),
-    ("store reads (RedisStore.get, for hello)", ("RedisStore.get ",)),
+    ("store reads (RedisStore.get: hello, signal relay)", ("RedisStore.get ",)),
     ("socket.io emits (AsyncPubSubManager.emit)", ("AsyncPubSubManager.emit",)),
     ("  Redis PUBLISH of every emit", ("AsyncRedisManager._publish",)),
     ("pub/sub listener reading this node's own emits", ("AsyncPubSubManager._thread",)),

@@ -46,6 +46,8 @@ class Endpoint:
         self._ids = itertools.count()
         self._waiters: list[tuple[Predicate, asyncio.Future[View]]] = []
         self.view: View | None = None
+        #: The ``welcome`` the server pushes as it accepts the connection (Homeroom).
+        self.welcome: dict[str, Any] | None = None
         self.events = 0
 
     async def connect(self, auth: dict[str, Any]) -> Any:
@@ -105,6 +107,8 @@ class Endpoint:
             name, *args = json.loads(text[_digits_end(text, 2) :])
             if name == "room" and args:
                 self.see(args[0])
+            elif name == "welcome" and args:
+                self.welcome = args[0]
         elif kind == "3":
             end = _digits_end(text, 2)
             future = self._acks.pop(int(text[2:end]), None)

@@ -1,9 +1,10 @@
 """What one join lifecycle is, on Homeroom and on the floor, driven through the lean client.
 
 Homeroom (an individual session; its clinician connected once, outside the timing): the patient
-connects with its link token (verified, waiting room), says ``hello``; the clinician sees it
-waiting and admits it (membership + attendance event); the patient sees itself admitted and
-sends ``leave``; on the ack it hangs up. The floor: connect (HSET, enter room, broadcast),
+connects with its link token (verified, waiting room; the server pushes its ``welcome`` and
+first room view before accepting the connection); the clinician sees it waiting and admits it
+(membership + attendance event); the patient sees itself admitted and sends ``leave``; on the
+ack it hangs up. The floor: connect (HSET, enter room, broadcast),
 ``leave`` (HDEL), hang up. Join latency is from the lifecycle's scheduled start to the
 server's ``40`` (connection accepted), so a lagging generator cannot hide queueing.
 """
@@ -130,10 +131,7 @@ class Homeroom(Target):
         try:
             await patient.connect({"v": 1, "token": seat.token})
             joined = loop.time()
-            hello = await patient.call("hello")
-            expect_ok(hello, "hello")
-            patient.see(hello["room"])
-            me = hello["welcome"]["endpoint"]
+            me = _welcomed(patient)["endpoint"]
             await seat.clinician.until_view(lambda view: _waiting(view, me))
             expect_ok(await seat.clinician.call("admit", {"attendee": seat.patient}), "admit")
             await patient.until_view(lambda view: bool(view["admitted"]))
@@ -163,10 +161,7 @@ class Homeroom(Target):
         return auths
 
     async def _after_connect(self, ep: Endpoint) -> None:
-        # What a page does right after connecting: ask for the welcome and the room view.
-        hello = await ep.call("hello")
-        expect_ok(hello, "hello")
-        ep.see(hello["room"])
+        _welcomed(ep)
 
 
 class Floor(Target):
@@ -192,6 +187,13 @@ class Floor(Target):
 
     async def _idle_auths(self, n: int, per_session: int) -> list[dict[str, Any]]:
         return [{"session": f"idle-{i // per_session}", "member": f"m-{i}"} for i in range(n)]
+
+
+def _welcomed(ep: Endpoint) -> dict[str, Any]:
+    """The welcome and first view pushed before the server accepted the connection."""
+    if ep.welcome is None or ep.view is None:
+        raise BenchError("connected without a welcome and a room view")
+    return ep.welcome
 
 
 def _waiting(view: View, endpoint: str) -> bool:

@@ -48,6 +48,7 @@ class Participant:
         self._microphone, self._camera = True, True  # the person's own choices
         self._sio = socketio.AsyncClient(reconnection=False)
         self._welcome: dict[str, Any] = {}
+        self._greeted: asyncio.Future[dict[str, Any]] | None = None
         self._room: dict[str, Any] | None = None
         self._early: list[dict[str, Any]] = []  # signals that came before our welcome
         self._links: dict[str, PeerLink] = {}
@@ -58,11 +59,12 @@ class Participant:
         self._closed = False
         #: Why the server closed this endpoint (``bye``): removed, denied, ended, ...
         self.bye_reason: str | None = None
-        #: Seconds from the start of ``join()`` to the answered ``hello``.
+        #: Seconds from the start of ``join()`` to the server's ``welcome``.
         self.join_seconds: float | None = None
         self._log = log
         # Handlers are plain functions: python-socketio runs each event in its own task, and
         # a handler with no await runs whole in arrival order, so signals stay in order.
+        self._sio.on("welcome", self._on_welcome)
         self._sio.on("room", self._on_room)
         self._sio.on("signal", self._on_signal)
         self._sio.on("bye", self._on_bye)
@@ -105,7 +107,7 @@ class Participant:
     # --- actions -------------------------------------------------------------------------
 
     async def join(self) -> Participant:
-        """Connect, say ``hello``, and start negotiating with whoever is in the call."""
+        """Connect, take the ``welcome``, and start negotiating with whoever is in the call."""
         loop = asyncio.get_running_loop()
         started = loop.time()
         await self._connect(self._auth)
@@ -160,6 +162,8 @@ class Participant:
 
     async def _connect(self, auth: dict[str, Any]) -> None:
         self._refusal = None
+        # The server pushes ``welcome`` (then the first ``room``) as it accepts the connection.
+        greeted = self._greeted = asyncio.get_running_loop().create_future()
         try:
             await self._sio.connect(
                 self.url, auth=auth, transports=["websocket"], wait_timeout=self._timeout
@@ -169,18 +173,25 @@ class Participant:
             raise JoinRefused(
                 data.get("error", "unreachable"), data.get("detail", str(exc))
             ) from None
-        reply = await self.call("hello")
-        if not reply.get("ok"):
-            raise JoinRefused(reply.get("error", "refused"), reply.get("detail", ""))
-        self._welcome = reply["welcome"]
+        try:
+            welcome = await asyncio.wait_for(greeted, self._timeout)
+        except TimeoutError:
+            await self._sio.disconnect()
+            raise JoinRefused("timeout", "connected, but no welcome came") from None
+        self._welcome = welcome
         self._log = log.bind(endpoint=self.endpoint)
         for link in self._links.values():  # back from a resume: offers may have been lost
             link.signaling_restored()
-        self._on_room(reply["room"])
+        if self._room is not None:  # the first view may have come before the welcome's turn
+            self._apply_sending()
         self._reconcile()  # views may have come before the welcome; act on the newest now
         early, self._early = self._early, []
         for signal in early:
             self._on_signal(signal)
+
+    def _on_welcome(self, welcome: dict[str, Any]) -> None:
+        if self._greeted is not None and not self._greeted.done():
+            self._greeted.set_result(welcome)
 
     def _on_refused(self, data: Any = None) -> None:
         self._refusal = data if isinstance(data, dict) else {}

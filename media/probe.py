@@ -37,7 +37,7 @@ class SideReport(BaseModel):
     """One participant: how fast it joined, and what it received from the other one."""
 
     attendee: str
-    #: Socket connect plus the answered ``hello``.
+    #: Socket connect until the server's ``welcome``.
     connect_ms: float | None = None
     #: From the clinician's ``admit`` to the first video frame decoded from the other side.
     first_video_ms: float | None = None

@@ -7,8 +7,7 @@ from typing import Any
 from rooms.ids import EndpointId
 from rooms.ledger import EventKind, LedgerEvent
 from rooms.state import SessionState
-from signaling import protocol as p
-from signaling.views import room_view
+from signaling.views import View, room_view
 
 _BYE_FOR: dict[EventKind, str] = {EventKind.REMOVED: "removed", EventKind.DENIED: "denied"}
 
@@ -19,18 +18,17 @@ class Before:
 
     def __init__(self) -> None:
         self.connections: dict[EndpointId, str | None] = {}
-        self._views: dict[EndpointId, dict[str, Any]] = {}
+        self._views: dict[EndpointId, View] = {}
 
     def note(self, state: SessionState) -> None:
         # A change may run again after a lost race: keep only the last run's picture.
         self.connections = {e.id: e.connection for e in state.endpoints.values()}
-        self._views = {
-            e: room_view(state, e).model_dump(exclude={"version"}) for e in state.endpoints
-        }
+        self._views = {e: room_view(state, e) for e in state.endpoints}
 
-    def saw(self, endpoint: EndpointId, view: p.Room) -> bool:
+    def saw(self, endpoint: EndpointId, view: View) -> bool:
         """Whether ``endpoint`` already had this view (the version aside)."""
-        return self._views.get(endpoint) == view.model_dump(exclude={"version"})
+        seen = self._views.get(endpoint)
+        return seen is not None and _unversioned(seen) == _unversioned(view)
 
 
 def closed_by(state: SessionState, events: list[LedgerEvent]) -> dict[EndpointId, str]:
@@ -44,3 +42,7 @@ def closed_by(state: SessionState, events: list[LedgerEvent]) -> dict[EndpointId
         elif event.kind is EventKind.LEFT and event.data.get("reason") == "session_ended":
             closed[event.endpoint] = "ended"
     return closed
+
+
+def _unversioned(view: View) -> dict[str, Any]:
+    return {k: v for k, v in view.items() if k != "version"}

@@ -40,6 +40,7 @@ from signaling.delivery import Before, closed_by
 from signaling.handlers import CHANGES, Conn
 from signaling.ice import TurnConfig, ice_servers
 from signaling.views import admitted_endpoints, room_view
+from signaling.wire import TextPacket, send_local
 
 log = structlog.get_logger("homeroom.signaling")
 
@@ -80,6 +81,7 @@ class SignalingServer:
         self.sio = socketio.AsyncServer(
             async_mode="aiohttp",
             client_manager=manager,
+            serializer=TextPacket,
             transports=["websocket"],
             # Oversized events get a clear error from _dispatch instead of a dropped socket.
             max_http_buffer_size=4 * p.MAX_EVENT_BYTES,
@@ -130,6 +132,7 @@ class SignalingServer:
         state, events, before = await self._apply(claims.session, change)
         conn = self._register(sid, state, endpoint, credential, resumed=False)
         conn.log.info("joined", attendee=claims.attendee, role=str(claims.role))
+        await self._greet(conn, state)
         await self._publish(state, events, before, skip=endpoint)
         return conn
 
@@ -151,6 +154,7 @@ class SignalingServer:
             await self._drop(old)
         conn = self._register(sid, state, endpoint, fresh, resumed=True)
         conn.log.info("resumed")
+        await self._greet(conn, state)
         await self._publish(state, events, before, skip=endpoint)
         return conn
 
@@ -176,6 +180,13 @@ class SignalingServer:
         conn = Conn(sid, spec.id, endpoint, seats, welcome, bound)
         self.local[sid] = conn
         return conn
+
+    async def _greet(self, conn: Conn, state: SessionState) -> None:
+        """Push ``welcome`` and the first ``room`` view to a connection being accepted: they
+        reach the client before socket.io's connect acknowledgement (clients buffer events
+        until then), so a page needs no ``hello`` round trip to start."""
+        await send_local(self.sio, conn.sid, "welcome", conn.welcome.model_dump())
+        await send_local(self.sio, conn.sid, "room", room_view(state, conn.endpoint))
 
     async def _disconnect(self, sid: str, *_: Any) -> None:
         conn = self.local.pop(sid, None)
@@ -210,7 +221,7 @@ class SignalingServer:
     async def _handle(self, conn: Conn, event: str, msg: p.Message) -> dict[str, Any]:
         if event == "hello":
             state = await self.rooms.get_session(conn.session)
-            view = room_view(state, conn.endpoint).model_dump()
+            view = room_view(state, conn.endpoint)
             return p.ok(welcome=conn.welcome.model_dump(), room=view)
         if event == "signal":
             assert isinstance(msg, p.Signal)
@@ -291,7 +302,7 @@ class SignalingServer:
             view = room_view(state, endpoint.id)
             if before.saw(endpoint.id, view):
                 continue
-            await self._send("room", view.model_dump(), endpoint.connection)
+            await self._send("room", view, endpoint.connection)
         for endpoint_id, reason in closed_by(state, events).items():
             connection = before.connections.get(endpoint_id)
             await self._send("bye", p.Bye(reason=reason).model_dump(), connection)
@@ -304,7 +315,10 @@ class SignalingServer:
         """Deliver to one connection: directly when it is ours, else through the other nodes."""
         if sid is None:
             return
-        await self.sio.emit(event, data, to=sid, ignore_queue=sid in self.local)
+        if sid in self.local:
+            await send_local(self.sio, sid, event, data)
+        else:
+            await self.sio.emit(event, data, to=sid)
 
     async def publish_change(self, state: SessionState, events: list[LedgerEvent]) -> None:
         """Push a change made elsewhere (the reaper) to the session's endpoints."""

@@ -18,6 +18,7 @@ from rooms.state import SessionState
 from rooms.store import SessionStore
 from rooms.tokens import issue_link_token
 from signaling.ice import TurnConfig
+from signaling.protocol import SERVER_EVENTS
 from signaling.server import SignalingConfig, SignalingServer
 from tests.redis_server import free_port
 
@@ -78,7 +79,11 @@ async def create(
 
 
 class Client:
-    """A socket.io client holding one endpoint, recording everything the server pushes."""
+    """A socket.io client holding one endpoint, recording everything the server pushes.
+
+    Every pushed payload is checked against its model in ``signaling.protocol.SERVER_EVENTS``
+    (the protocol's definition), so each signaling test also checks the wire shapes.
+    """
 
     def __init__(self, url: str):
         self.url = url
@@ -87,17 +92,33 @@ class Client:
         self.signals: list[dict[str, Any]] = []
         self.byes: list[dict[str, Any]] = []
         self.welcome: dict[str, Any] = {}
-        self.sio.on("room", lambda data: self.rooms.append(data))
-        self.sio.on("signal", lambda data: self.signals.append(data))
-        self.sio.on("bye", lambda data: self.byes.append(data))
+        self.welcomes: list[dict[str, Any]] = []
+        self._welcomed = asyncio.Event()
+        self.sio.on("welcome", self._on("welcome", self.welcomes))
+        self.sio.on("room", self._on("room", self.rooms))
+        self.sio.on("signal", self._on("signal", self.signals))
+        self.sio.on("bye", self._on("bye", self.byes))
+
+    def _on(self, event: str, into: list[dict[str, Any]]) -> Callable[[Any], None]:
+        model = SERVER_EVENTS[event]
+
+        def record(data: Any) -> None:
+            model.model_validate(data)  # a malformed push fails the test that received it
+            into.append(data)
+            if event == "welcome":
+                self.welcome = data
+                self._welcomed.set()
+
+        return record
 
     async def connect(self, **auth: Any) -> Client:
+        """Connect; the server pushes ``welcome`` and the first ``room`` view unasked."""
+        self._welcomed.clear()
         await self.sio.connect(
             self.url, auth={"v": 1, **auth}, transports=["websocket"], wait_timeout=5
         )
-        reply = await self.call("hello")
-        self.welcome = reply["welcome"]
-        self.rooms.append(reply["room"])
+        await asyncio.wait_for(self._welcomed.wait(), 5)
+        await until(lambda: any(r["you"] == self.endpoint for r in self.rooms))
         return self
 
     async def call(self, event: str, data: Any = None) -> dict[str, Any]:

@@ -1,5 +1,6 @@
-// The signaling connection (docs/protocol.md): connect with the link token, `hello`, keep the
-// newest room view, and come back after a network drop with the newest resume credential.
+// The signaling connection (docs/protocol.md): connect with the link token, take the pushed
+// `welcome`, keep the newest room view, and come back after a network drop with the newest
+// resume credential.
 //
 // Events (this is an EventTarget; each event's `detail`):
 //   "state"    {state: "connecting" | "connected" | "reconnecting" | "closed"}
@@ -55,7 +56,8 @@ export class Signaling extends EventTarget {
       timeout: 10000,
     });
     const s = this.socket;
-    s.on("connect", () => this._hello());
+    // The server pushes `welcome`, then the first `room`, as it accepts the connection.
+    s.on("welcome", (welcome) => this._welcomed(welcome));
     s.on("connect_error", (err) => this._refused(err));
     s.on("disconnect", (reason) => this._lost(reason));
     s.on("room", (room) => this._room(room));
@@ -94,36 +96,24 @@ export class Signaling extends EventTarget {
 
   // --- socket.io ----------------------------------------------------------------------
 
-  async _hello() {
-    const s = this.socket;
-    let reply;
-    try {
-      reply = await s.timeout(ACK_TIMEOUT_MS).emitWithAck("hello", {});
-    } catch (_) {
-      s.disconnect();  // no answer: try the connection again
-      s.connect();
-      return;
-    }
-    if (!reply || !reply.ok) {
-      this._fail(reply ? reply.error : "internal_error", reply ? reply.detail : "");
-      return;
-    }
-    const welcome = reply.welcome;
-    if (welcome.v !== PROTOCOL_VERSION) {
+  _welcomed(welcome) {
+    if (!welcome || welcome.v !== PROTOCOL_VERSION) {
       this._fail("version", "This page is out of date. Reload it.");
       return;
     }
     this.welcome = welcome;
     this._closedByServer = false;
     this._remember(welcome.resume);  // rotated on every resume: always keep the newest
+    this._reannounce = true;  // the view that follows is announced even at the same version
     this._setState("connected");
     this.dispatchEvent(new CustomEvent("welcome", { detail: { welcome, resumed: welcome.resumed } }));
-    this._room(reply.room, true);
   }
 
-  _room(room, force = false) {
+  _room(room) {
     // Views from different nodes may arrive out of order: the highest version wins. After a
     // welcome the view is re-announced even at the same version (the page may have reset).
+    const force = this._reannounce;
+    this._reannounce = false;
     const newer = !this.room || room.version > this.room.version;
     if (!newer && !force) { return; }
     if (newer) { this.room = room; }
