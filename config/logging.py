@@ -8,10 +8,11 @@ Standard-library records (aiohttp's own errors) go through the same chain.
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import sys
-from collections.abc import Mapping, MutableMapping
+from collections.abc import Callable, Mapping, MutableMapping
 from typing import Any, Literal, TextIO
 
 import structlog
@@ -67,6 +68,17 @@ _EMAIL_RE = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
 _PHONE_CANDIDATE_RE = re.compile(r"(?<![\w.:/-])\+?\(?\d[\d\s().-]{5,}\d(?![\w.:/-])")
 _DATE_RE = re.compile(r"\d{4}-\d{1,2}-\d{1,2}")
 _IPV4_RE = re.compile(r"\d{1,3}(?:\.\d{1,3}){3}")
+# Matches (from the start) a text holding at least 7 digits: fewer cannot make a phone number.
+_SEVEN_DIGITS_RE = re.compile(r"\D*+\d" * 7)
+_seven_digits = _SEVEN_DIGITS_RE.match
+
+#: Verdicts of :func:`is_denied_key` by key: log keys come from code, so they are few.
+_KEY_VERDICTS: dict[str, bool] = {}
+_KEY_VERDICTS_MAX = 4096
+#: Values that :func:`_redact_value` gives back unchanged, by exact type.
+_SCALARS = frozenset({int, float, bool, type(None)})
+#: JSON encoders by ``default`` function (JSONRenderer passes structlog's fallback).
+_ENCODERS: dict[Callable[[Any], Any], json.JSONEncoder] = {}
 
 
 def is_denied_key(key: str) -> bool:
@@ -77,7 +89,16 @@ def is_denied_key(key: str) -> bool:
 
 def redact_text(text: str) -> str:
     """Mask e-mail addresses and phone numbers inside free text."""
-    text = _EMAIL_RE.sub(REDACTED, text)
+    # The checks only skip regexes that could not change the text: an e-mail match needs an
+    # "@", and a phone candidate is masked only when it holds 7 or more digits (see
+    # _looks_like_phone), each a ``\d`` of the text. Most values (ids, event names) have
+    # neither, and a run of both regexes costs far more than the checks.
+    if type(text) is not str:
+        text = str.__str__(text)  # a plain str, as re.sub gives back for a str subclass
+    if "@" in text:
+        text = _EMAIL_RE.sub(REDACTED, text)
+    if _seven_digits(text) is None:
+        return text
     return _PHONE_CANDIDATE_RE.sub(_mask_phone, text)
 
 
@@ -94,20 +115,26 @@ def configure_logging(
     shared: list[Processor] = [
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,
-        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        _timestamp_slot,
         # Tracebacks become text before redaction, so an exception message is masked too.
         structlog.processors.format_exc_info,
         redact_pii,
+        # After redaction, into the slot kept for it: the clock's own text, never a caller's.
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
     ]
     renderer: Processor = (
-        structlog.processors.JSONRenderer()
+        structlog.processors.JSONRenderer(serializer=_dumps)
         if fmt == "json"
         else structlog.dev.ConsoleRenderer(colors=False)
     )
     structlog.configure(
         processors=[*shared, renderer],
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level.upper())),
-        logger_factory=structlog.PrintLoggerFactory(file=out),
+        # One write of the line and its newline, then a flush: every line reaches the stream
+        # when it is logged, as with print(..., flush=True), for one call less.
+        logger_factory=structlog.WriteLoggerFactory(file=out),
+        # Not cached: module-level loggers would keep the first configuration's stream and
+        # level, and tests (capture_logs, configure_logging with a buffer) reconfigure.
         cache_logger_on_first_use=False,
     )
     _route_stdlib(shared, renderer, out, level)
@@ -129,9 +156,42 @@ def _route_stdlib(shared: list[Processor], renderer: Processor, out: TextIO, lev
 
 
 def _redact_mapping(data: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+    verdicts = _KEY_VERDICTS
     for key, value in data.items():
-        data[key] = REDACTED if is_denied_key(key) else _redact_value(value)
+        denied = verdicts.get(key)
+        if denied is None:
+            denied = is_denied_key(key)
+            if len(verdicts) < _KEY_VERDICTS_MAX:
+                verdicts[key] = denied
+        if denied:
+            data[key] = REDACTED
+        elif type(value) is str:
+            # redact_text's own checks, without the call when it would give the value back.
+            if "@" in value or _seven_digits(value) is not None:
+                data[key] = redact_text(value)
+        elif type(value) not in _SCALARS:  # numbers and None come through as they are
+            data[key] = _redact_value(value)
     return data
+
+
+def _timestamp_slot(_logger: WrappedLogger, _method: str, event_dict: EventDict) -> EventDict:
+    """Reserve the timestamp's key where the stamper used to add it, before redaction.
+
+    The stamper runs after redaction and fills this key in, so the keys keep their order
+    (the stamp before ``exception``) while the clock's ISO text, which redaction never
+    changed (it cannot look like an e-mail address or a phone number), skips the regexes.
+    A caller's own ``timestamp`` is replaced by the clock's, as it always was.
+    """
+    event_dict["timestamp"] = None
+    return event_dict
+
+
+def _dumps(obj: Any, *, default: Callable[[Any], Any]) -> str:
+    """``json.dumps(obj, default=default)`` with one encoder per ``default``, not per line."""
+    encoder = _ENCODERS.get(default)
+    if encoder is None:
+        encoder = _ENCODERS.setdefault(default, json.JSONEncoder(default=default))
+    return encoder.encode(obj)
 
 
 def _redact_value(value: Any) -> Any:

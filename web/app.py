@@ -70,11 +70,25 @@ class VerifyLink(BaseModel):
     token: str = Field(min_length=1, max_length=4096)
 
 
+#: socket.io's path (python-socketio's default, as :meth:`SignalingServer.attach` uses it).
+SOCKETIO_PATH = "/socket.io/"
+
+
 class AccessLogger(AbstractAccessLogger):
     """aiohttp's access log through structlog: path without query, and no client address
-    (an IP address is a HIPAA identifier)."""
+    (an IP address is a HIPAA identifier).
+
+    A socket.io connection that worked gets no access line: it is one websocket per endpoint
+    (the pages connect with the websocket transport only), its line would come when it closes
+    and say only ``GET /socket.io/ 101`` and how long it stayed, while signaling logs the
+    same connection's ``joined`` / ``resumed`` / ``disconnected`` and its control events with
+    session and endpoint. A refused socket.io request (status 400 and up) reaches no
+    signaling code, so it keeps its line, as does every request to any other path.
+    """
 
     def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
+        if response.status < 400 and request.path.startswith(SOCKETIO_PATH):
+            return
         access_log.info(
             "http_request",
             method=request.method,

@@ -1,0 +1,232 @@
+"""The cheap paths of the logging chain change nothing: same masking, same lines, same flushes.
+
+The redactor skips its regexes for text that could not match them, the timestamp is written
+after redaction, and a socket.io connection that worked gets no access line. Each is checked
+here against what it replaced.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import logging
+import random
+from collections.abc import Iterator, Mapping, MutableMapping
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+from types import SimpleNamespace
+from typing import Any, cast
+
+import pytest
+import structlog
+from aiohttp import web
+from structlog.testing import capture_logs
+
+from config.logging import (
+    _EMAIL_RE,
+    _PHONE_CANDIDATE_RE,
+    REDACTED,
+    LogFormat,
+    _mask_phone,
+    configure_logging,
+    is_denied_key,
+    redact_pii,
+    redact_text,
+)
+from tests.test_web_api import Api, api  # noqa: F401 - the fixture
+from web.app import AccessLogger
+
+
+@pytest.fixture(autouse=True)
+def reset_structlog() -> Iterator[None]:
+    yield
+    structlog.reset_defaults()
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        root.removeHandler(handler)
+
+
+# --- the redactor as it was: both regexes over every string ------------------------------
+
+
+def reference_text(text: str) -> str:
+    text = _EMAIL_RE.sub(REDACTED, text)
+    return _PHONE_CANDIDATE_RE.sub(_mask_phone, text)
+
+
+def reference_mapping(data: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+    for key, value in data.items():
+        data[key] = REDACTED if is_denied_key(key) else reference_value(value)
+    return data
+
+
+def reference_value(value: Any) -> Any:
+    if isinstance(value, str):
+        return reference_text(value)
+    if isinstance(value, Mapping):
+        return reference_mapping(dict(value))
+    if isinstance(value, list | tuple | set | frozenset):
+        return [reference_value(v) for v in value]
+    return value
+
+
+# Digits (ASCII, Arabic-Indic, full-width; a superscript is isdigit() but no \d), phone and
+# address punctuation, and id characters.
+ALPHABET = "0123456789" * 3 + "٣٤５²" + "@@.+-()  :/_" + "abXYZé"
+
+
+def generated_texts(count: int, seed: int = 20250301) -> Iterator[str]:
+    rng = random.Random(seed)
+    for _ in range(count):
+        yield "".join(rng.choice(ALPHABET) for _ in range(rng.randrange(0, 32)))
+    for digits in range(4, 12):  # around the seven-digit threshold
+        for sep in ("", "-", " ", ".", "@x.io "):
+            yield sep.join("5" * digits)
+            yield f"p-{'1' * digits}"
+
+
+def test_redact_text_agrees_with_the_regexes_over_every_text() -> None:
+    for text in generated_texts(30_000):
+        got = redact_text(text)
+        assert got == reference_text(text), text
+        assert type(got) is str
+
+
+class Kind(StrEnum):
+    GROUP = "group"
+    CONTACT = "555-201-4477"
+
+
+@pytest.mark.parametrize("value", [Kind.GROUP, Kind.CONTACT])
+def test_str_subclasses_come_back_as_plain_str_as_before(value: Kind) -> None:
+    got, want = redact_text(value), reference_text(value)
+    assert got == want and type(got) is type(want) is str
+
+
+def test_redact_pii_agrees_with_the_processor_it_replaced() -> None:
+    texts = list(generated_texts(3_000, seed=7))
+    rng = random.Random(11)
+    keys = ["session", "note", "name", "patient_name", "Guardian-Phone", "what", "e-mail", "n"]
+    values: list[Any] = [*texts, 3, 2.5, True, None, Kind.CONTACT, Kind.GROUP, b"555-201-4477"]
+    for _ in range(3_000):
+        event: dict[str, Any] = {key: rng.choice(values) for key in rng.sample(keys, 4)}
+        event["nested"] = {"contact": [rng.choice(texts), (rng.choice(texts),)], "n": 1}
+        event["tags"] = {rng.choice(texts)}
+        got = redact_pii(None, "info", dict(event))
+        want = reference_mapping(dict(event))
+        assert list(got) == list(want)
+        assert json.dumps(got, default=repr) == json.dumps(want, default=repr)
+        assert [type(v) for v in got.values()] == [type(v) for v in want.values()]
+
+
+def test_timestamps_never_look_like_contact_details() -> None:
+    """Why the stamp may be written after redaction: masking never changed one."""
+    moment = datetime(2025, 1, 1, tzinfo=UTC)
+    rng = random.Random(3)
+    for _ in range(20_000):
+        moment += timedelta(seconds=rng.randrange(1, 90_000), microseconds=rng.randrange(-1, 2))
+        stamp = moment.isoformat().replace("+00:00", "Z")
+        assert redact_text(stamp) == stamp
+
+
+# --- the rendered line -------------------------------------------------------------------
+
+
+def test_json_keys_keep_their_order_and_the_stamp_is_the_clocks() -> None:
+    out = io.StringIO()
+    configure_logging("json", stream=out)
+    log = structlog.get_logger().bind(session="s-9", endpoint="e-3")
+    log.info("joined", attendee="p-201", timestamp="555-201-4477", role="client")
+    try:
+        raise ValueError("bad phone 555-201-4477")
+    except ValueError:
+        log.exception("failed")
+    first, second = (json.loads(line) for line in out.getvalue().splitlines())
+    assert list(first) == ["session", "endpoint", "attendee", "timestamp", "role", "event", "level"]
+    assert list(second) == ["session", "endpoint", "event", "level", "timestamp", "exception"]
+    for line in (first, second):
+        assert datetime.fromisoformat(str(line["timestamp"])).tzinfo is not None
+    assert "4477" not in out.getvalue() and f"bad phone {REDACTED}" in str(second["exception"])
+
+
+class Recorder(io.StringIO):
+    """A stream that keeps what had been flushed when each line was written."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.flushed = ""
+
+    def flush(self) -> None:
+        super().flush()
+        self.flushed = self.getvalue()
+
+
+@pytest.mark.parametrize("fmt", ["json", "console"])
+def test_every_line_is_flushed_as_it_is_logged(fmt: LogFormat) -> None:
+    out = Recorder()
+    configure_logging(fmt, stream=out)
+    log = structlog.get_logger().bind(session="s-9")
+    for n in range(3):
+        log.info("control", what="admit", events=n)
+        assert out.flushed == out.getvalue() and out.flushed.count("\n") == n + 1
+    logging.getLogger("aiohttp.server").warning("stdlib too")
+    assert out.flushed == out.getvalue() and "stdlib too" in out.flushed
+
+
+# --- the access log ----------------------------------------------------------------------
+
+
+def _access(path: str, status: int) -> list[dict[str, Any]]:
+    logger = AccessLogger(logging.getLogger("aiohttp.access"), "")
+    request = cast(web.BaseRequest, SimpleNamespace(method="GET", path=path))
+    with capture_logs() as logs:
+        logger.log(request, cast(web.StreamResponse, SimpleNamespace(status=status)), 0.25)
+    return [e for e in logs if e["event"] == "http_request"]
+
+
+@pytest.mark.parametrize(
+    ("path", "status", "logged"),
+    [
+        ("/socket.io/", 101, False),
+        ("/socket.io/", 200, False),
+        ("/socket.io/", 400, True),
+        ("/socket.io/", 500, True),
+        ("/socket.io", 404, True),
+        ("/healthz", 200, True),
+        ("/join", 200, True),
+        ("/api/sessions", 401, True),
+    ],
+)
+def test_access_lines_for_all_but_working_socketio_connections(
+    path: str, status: int, logged: bool
+) -> None:
+    line = {"event": "http_request", "method": "GET", "path": path, "status": status, "ms": 250.0}
+    assert _access(path, status) == ([{**line, "log_level": "info"}] if logged else [])
+
+
+async def test_a_real_websocket_upgrade_gets_no_access_line(
+    api: Api,  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    seen: list[tuple[str, int]] = []
+    log = AccessLogger.log
+
+    def spy(self: AccessLogger, request: Any, response: Any, time: float) -> None:
+        log(self, request, response, time)
+        seen.append((request.path, response.status))
+
+    monkeypatch.setattr(AccessLogger, "log", spy)
+    with capture_logs() as logs:
+        async with api.client.ws_connect("/socket.io/?EIO=4&transport=websocket") as ws:
+            assert (await ws.receive_str()).startswith("0{")  # Engine.IO's open packet
+        for _ in range(250):  # the upgrade's access line comes when its handler returns
+            if ("/socket.io/", 101) in seen:
+                break
+            await asyncio.sleep(0.02)
+        assert ("/socket.io/", 101) in seen
+        async with api.client.get("/socket.io/") as refused:  # no EIO: Engine.IO refuses
+            assert refused.status == 400
+        await api.call("GET", "/healthz", 200)
+    lines = [(e["path"], e["status"]) for e in logs if e["event"] == "http_request"]
+    assert lines == [("/socket.io/", 400), ("/healthz", 200)]
