@@ -147,9 +147,7 @@ def canonical_json(fields: Mapping[str, object]) -> str:
     null, enums as their values, and datetimes in UTC as ``YYYY-MM-DDTHH:MM:SS.ffffffZ``
     (always six fraction digits), so the text depends on the values alone, not on how pydantic
     or ``isoformat`` render them."""
-    return json.dumps(
-        fields, sort_keys=True, separators=(",", ":"), ensure_ascii=True, default=_json_default
-    )
+    return _CANONICAL.encode(fields)
 
 
 def utc_stamp(instant: datetime) -> str:
@@ -165,3 +163,9 @@ def _json_default(value: object) -> str:
     if isinstance(value, datetime):
         return utc_stamp(value)
     raise TypeError(f"{type(value).__name__} has no canonical JSON form")
+
+
+#: One encoder for every hash (``json.dumps`` with options builds a new one per call).
+_CANONICAL = json.JSONEncoder(
+    sort_keys=True, separators=(",", ":"), ensure_ascii=True, default=_json_default
+)

@@ -117,8 +117,11 @@ class SignalingServer:
                 await self._resume(sid, request.resume)
         except ValidationError as exc:
             error = InvalidMessage(describe(exc))
+            log.info("connect_refused", code=error.code, node=self.rooms.node)
             raise socketio.exceptions.ConnectionRefusedError(error.code, error.to_wire()) from None
         except HomeroomError as exc:
+            # The code only: the detail may quote what the client sent.
+            log.info("connect_refused", code=exc.code, node=self.rooms.node)
             raise socketio.exceptions.ConnectionRefusedError(exc.code, exc.to_wire()) from None
 
     async def _join(self, sid: str, token: str) -> Conn:

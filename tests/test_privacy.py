@@ -20,7 +20,7 @@ import structlog
 from config.logging import configure_logging
 from rooms.ids import ID_PATTERN
 from rooms.store import SessionStore
-from tests.signaling_harness import Client, Node, create, link, until
+from tests.signaling_harness import Client, Node, connect_error, create, link, until
 
 NAME, PHONE, EMAIL, PROGRAM = "Maria Lopez", "+1 (555) 201-4477", "maria@example.org", "Opioid IOP"
 PII = (NAME, "Maria", "Lopez", PHONE, "555", "201-4477", EMAIL, PROGRAM)
@@ -79,6 +79,9 @@ async def test_no_patient_data_in_logs_whatever_clients_send(
         reply = await device.call(event, data)
         assert "error" in reply or event == "signal", (event, reply)
         assert not any(p in json.dumps(reply) for p in (NAME, PHONE, EMAIL)), reply
+    # A refused connect is logged by its code only, never with what the client sent.
+    refusal = await connect_error(node.url, token=f"{NAME} {PHONE} {EMAIL}")
+    assert refusal["error"] == "token_invalid"
     assert (await host.call("mute", {"attendee": "p-202"}))["ok"] is True
     assert (await host.call("end"))["ok"] is True
     await until(lambda: bool(device.byes))
@@ -86,7 +89,7 @@ async def test_no_patient_data_in_logs_whatever_clients_send(
     await device.close()
     lines = [json.loads(line) for line in log_lines.getvalue().splitlines() if line.strip()]
     assert len(lines) >= 6, "the flow should have been logged"
-    assert {"joined", "control", "refused"} <= {line["event"] for line in lines}
+    assert {"joined", "control", "refused", "connect_refused"} <= {line["event"] for line in lines}
     for line in lines:
         text = json.dumps(line)
         assert not any(p in text for p in PII), line
