@@ -34,7 +34,7 @@ GROUPS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("socket.io emits (AsyncPubSubManager.emit)", ("AsyncPubSubManager.emit",)),
     ("  Redis PUBLISH of every emit", ("AsyncRedisManager._publish",)),
     ("pub/sub listener reading this node's own emits", ("AsyncPubSubManager._thread",)),
-    ("disconnect 1 s after leave (_drop_soon.later)", ("_drop_soon.<locals>.later",)),
+    ("disconnect 1 s after leave (_drop_soon timer)", ("_drop_soon.<locals>.later",)),
     ("room views (room_view + model_dump)", ("SignalingServer._publish.<locals>.<listcomp>",
                                               "room_view (signaling")),
     ("link token check (verify_link_token, PyJWT)", ("verify_link_token",)),

@@ -91,6 +91,8 @@ class SignalingServer:
             engineio_logger=False,
         )
         self.local: dict[str, Conn] = {}
+        #: Closes started by a timer (held here so they are not collected mid-way).
+        self._closing: set[asyncio.Future[Any]] = set()
         self.sio.on("connect", self._connect)
         self.sio.on("disconnect", self._disconnect)
         self.sio.on("*", self._dispatch)
@@ -340,12 +342,14 @@ class SignalingServer:
         if local is not None:
             local.gone = True
 
-        async def later() -> None:
-            await asyncio.sleep(delay)
-            if sid in self.local:  # not already gone: no need to tell the other nodes
-                await self.sio.disconnect(sid)
+        def later() -> None:
+            # Almost always already gone (the client hung up): then nothing is started.
+            if sid in self.local:  # not gone: no need to tell the other nodes
+                task = asyncio.ensure_future(self.sio.disconnect(sid))
+                self._closing.add(task)
+                task.add_done_callback(self._closing.discard)
 
-        self.sio.start_background_task(later)
+        asyncio.get_running_loop().call_later(delay, later)
 
 
 def _seats(state: SessionState, endpoint: EndpointId) -> list[AttendeeId]:

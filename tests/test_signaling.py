@@ -239,3 +239,19 @@ async def test_a_second_connection_with_the_credential_takes_over(node: Node) ->
     assert (await again.call("hello"))["ok"] is True
     for client in (host, again):
         await client.close()
+
+
+async def test_leave_is_recorded_once_and_a_client_that_stays_is_closed(node: Node) -> None:
+    state = await create(node.rooms, "individual", "c-17", "p-201")
+    host = await Client(node.url).connect(token=link(state, "c-17"))
+    patient = await Client(node.url).connect(token=link(state, "p-201"))
+    assert (await host.call("admit", {"attendee": "p-201"}))["ok"] is True
+    assert (await patient.call("leave"))["ok"] is True
+    # The clinician sees the patient gone; the patient never hangs up, so the server does.
+    await until(lambda: len(host.room["endpoints"]) == 1)
+    await until(lambda: not patient.sio.connected, within=5)
+    events = await node.rooms.events(state.spec.id)
+    lefts = [e for e in events if e.kind is EventKind.LEFT and e.attendee == "p-201"]
+    assert len(lefts) == 1 and lefts[0].data.get("reason") != "disconnected"
+    assert not [e for e in events if e.kind is EventKind.DISCONNECTED]
+    await host.close()
