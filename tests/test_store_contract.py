@@ -3,10 +3,16 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+import os
+import secrets
+import signal
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 
 import pytest
+import redis
 from pydantic import ValidationError
 from redis.asyncio import Redis
 
@@ -27,7 +33,7 @@ from rooms.service import CreateSession, Rooms
 from rooms.session import SessionSpec, SessionStatus
 from rooms.state import SessionState
 from rooms.store import MemoryStore, Mutation, SessionStore, open_store
-from rooms.store.redis import MAX_CONNECTIONS
+from rooms.store.redis import MAX_CONNECTIONS, RedisStore
 from tests.redis_server import RedisServer, free_port
 
 T0 = datetime(2026, 11, 2, 15, 0, tzinfo=UTC)
@@ -526,3 +532,75 @@ async def test_more_concurrent_commands_than_connections_wait_their_turn(redis_u
         assert [r for r in results if r is not None] == []
     finally:
         await store.close()
+
+
+async def test_a_store_keeps_at_most_max_connections_whatever_its_client(redis_url: str) -> None:
+    """The bound is the store's own: a client whose pool has no limit opens no more."""
+    name = "hrt-bound-" + secrets.token_hex(4)
+    store = RedisStore(Redis.from_url(redis_url, decode_responses=True, client_name=name))
+    observer = Redis.from_url(redis_url, decode_responses=True)
+    try:
+        await asyncio.gather(*(store.ping() for _ in range(5 * MAX_CONNECTIONS)))
+        clients = await observer.client_list()
+        opened = [c for c in clients if c["name"] == name]
+        assert 1 < len(opened) <= MAX_CONNECTIONS
+    finally:
+        await observer.aclose()
+        await store.close()
+
+
+@contextmanager
+def stopped(server: RedisServer) -> Iterator[None]:
+    """The server frozen with SIGSTOP: it still accepts connections, but answers nothing."""
+    with redis.Redis.from_url(server.url) as client:
+        pid = int(client.info("server")["process_id"])
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        yield
+    finally:
+        os.kill(pid, signal.SIGCONT)
+
+
+async def test_a_redis_that_stops_answering_is_unavailable_within_the_timeout(
+    redis_server: RedisServer, redis_prefix: str
+) -> None:
+    """A hung Redis is StoreUnavailable after the store's timeout, for the callers queued
+    behind the connections as well; once it answers again, no caller gets a reply meant
+    for a command that timed out."""
+    timeout = 0.5
+    store = RedisStore.from_url(redis_server.url, prefix=redis_prefix, timeout=timeout)
+    try:
+        first, second = await created(store), await created(store)
+        # Should the timeout fail to bound a call, fail rather than hang.
+        async with asyncio.timeout(timeout + 10):
+            with stopped(redis_server):
+                started = time.monotonic()
+                with pytest.raises(StoreUnavailable):
+                    await store.get(first.spec.id)
+                assert time.monotonic() - started < timeout + 2
+                started = time.monotonic()
+                results = await asyncio.gather(
+                    *(store.ping() for _ in range(3 * MAX_CONNECTIONS)), return_exceptions=True
+                )
+                assert all(isinstance(r, StoreUnavailable) for r in results)
+                assert time.monotonic() - started < timeout + 2
+                # Cancelled by its caller rather than by the timeout, a call stays cancelled.
+                call = asyncio.create_task(store.get(first.spec.id))
+                await asyncio.sleep(timeout / 5)
+                call.cancel()
+                with pytest.raises(asyncio.CancelledError):
+                    await call
+        assert await store.get(second.spec.id) == second
+        assert await store.get(first.spec.id) == first
+        await store.ping()
+    finally:
+        await store.close()
+
+
+async def test_the_store_timeout_must_be_positive(redis_url: str) -> None:
+    client = Redis.from_url(redis_url, decode_responses=True)
+    try:
+        with pytest.raises(ValueError):
+            RedisStore(client, timeout=0)
+    finally:
+        await client.aclose()

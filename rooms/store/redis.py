@@ -8,13 +8,12 @@ import random
 import secrets
 import weakref
 from collections import OrderedDict
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import Callable
 from datetime import UTC, datetime
 from importlib.resources import files
 from typing import Any, cast
 
-from redis.asyncio import BlockingConnectionPool, Redis
+from redis.asyncio import ConnectionPool, Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialWithJitterBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -30,6 +29,8 @@ from rooms.store.base import Mutation, SessionStore, utc
 
 #: Connections one process keeps to Redis at most.
 MAX_CONNECTIONS = 64
+#: Seconds a store call may take, waiting for a connection included, before StoreUnavailable.
+TIMEOUT = 5.0
 _CAS_LUA = files("rooms.store").joinpath("cas.lua").read_text(encoding="utf-8")
 _FORGET_LUA = files("rooms.store").joinpath("forget_node.lua").read_text(encoding="utf-8")
 _ADMIN_LUA = files("rooms.store").joinpath("admin_audit.lua").read_text(encoding="utf-8")
@@ -38,14 +39,8 @@ _PAGE = 256
 #: Stream entries as the client returns them with ``decode_responses=True``.
 _Entries = list[tuple[str, dict[str, str]]]
 
-
-@asynccontextmanager
-async def _reachable() -> AsyncIterator[None]:
-    """Turn the client's connection failures into the domain's StoreUnavailable."""
-    try:
-        yield
-    except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
-        raise StoreUnavailable("redis is unreachable") from exc
+#: What a Redis that is down, restarting or not answering raises (TimeoutError: ours).
+_UNREACHABLE = (RedisConnectionError, RedisTimeoutError, OSError, TimeoutError)
 
 
 class RedisStore(SessionStore):
@@ -63,6 +58,12 @@ class RedisStore(SessionStore):
 
     Each session's spec is also kept under its own key, never expired (the state is, once the
     session ends), and the admin audit log is one stream whose head is compare-and-set.
+
+    Every command goes through ``_call``: at most ``MAX_CONNECTIONS`` at a time (the rest wait
+    their turn), and each bounded by ``timeout`` seconds, the wait and the client's retries
+    included, after which the caller gets StoreUnavailable. The bounds live here rather than
+    in the client, whose socket and pool timeouts cost a task and a timer per command: give
+    the client no socket timeout (``from_url`` does not).
     """
 
     def __init__(
@@ -73,15 +74,21 @@ class RedisStore(SessionStore):
         ended_ttl_seconds: int = 7 * 86400,
         max_attempts: int = 100,
         cache_size: int = 1024,
+        timeout: float = TIMEOUT,
     ) -> None:
         if ended_ttl_seconds < 1:
             raise ValueError("ended_ttl_seconds must be at least 1")
+        if timeout <= 0:
+            raise ValueError("timeout must be positive")
         if not client.connection_pool.connection_kwargs.get("decode_responses"):
             raise ValueError("the Redis client must be created with decode_responses=True")
         self._redis = client
         self._prefix = prefix
         self._ttl = str(ended_ttl_seconds)
         self._max_attempts = max_attempts
+        self._timeout = timeout
+        # One connection per command in flight, so this bounds the connections too.
+        self._slots = asyncio.Semaphore(MAX_CONNECTIONS)
         self._cas = client.register_script(_CAS_LUA)
         self._forget = client.register_script(_FORGET_LUA)
         self._append_admin = client.register_script(_ADMIN_LUA)
@@ -98,24 +105,30 @@ class RedisStore(SessionStore):
 
     @classmethod
     def from_url(
-        cls, url: str, *, prefix: str = "hr", ended_ttl_seconds: int = 7 * 86400
+        cls,
+        url: str,
+        *,
+        prefix: str = "hr",
+        ended_ttl_seconds: int = 7 * 86400,
+        timeout: float = TIMEOUT,
     ) -> RedisStore:
         """A store on a new connection pool. Connects lazily, on first use."""
-        # A blocking pool: beyond MAX_CONNECTIONS concurrent commands, callers wait their turn
-        # (up to the socket timeout) instead of failing, as the default pool would.
-        pool = BlockingConnectionPool.from_url(
+        pool = ConnectionPool.from_url(
             url,
+            # The store's semaphore keeps commands within this, so the pool never refuses
+            # one; were it ever to, the caller would get StoreUnavailable, not a hang.
             max_connections=MAX_CONNECTIONS,
-            timeout=5.0,
             decode_responses=True,
             socket_connect_timeout=2.0,
-            socket_timeout=5.0,
+            # No timeout per socket operation (redis-py's default is 5 s, which costs a task
+            # per send and a timer per read): the store times each call as a whole instead.
+            socket_timeout=None,
             # A couple of quick retries ride out a Redis restart; beyond that, callers
             # get StoreUnavailable rather than a request that hangs.
             retry=Retry(ExponentialWithJitterBackoff(cap=0.5, base=0.05), 2),
         )
         client = Redis.from_pool(pool)  # the client owns the pool and closes it
-        return cls(client, prefix=prefix, ended_ttl_seconds=ended_ttl_seconds)
+        return cls(client, prefix=prefix, ended_ttl_seconds=ended_ttl_seconds, timeout=timeout)
 
     async def create(self, state: SessionState, events: list[LedgerEvent]) -> None:
         sid = state.spec.id
@@ -143,24 +156,24 @@ class RedisStore(SessionStore):
     async def events(self, session: SessionId, after_seq: int = 0) -> list[LedgerEvent]:
         key = self._events_key(session)
         if after_seq <= 0:
-            async with _reachable():
-                entries = cast(_Entries, await self._redis.xrange(key))
+            entries = cast(_Entries, await self._call(self._redis.xrange, key))
             return [LedgerEvent.model_validate_json(fields["e"]) for _, fields in entries]
         return await self._tail(key, after_seq)
 
     async def sessions_starting(self, since: datetime, until: datetime) -> list[SessionId]:
-        async with _reachable():
-            found = cast(
-                list[str],
-                await self._redis.zrangebyscore(
-                    self._index_key, repr(since.timestamp()), "(" + repr(until.timestamp())
-                ),
-            )
+        found = cast(
+            list[str],
+            await self._call(
+                self._redis.zrangebyscore,
+                self._index_key,
+                repr(since.timestamp()),
+                "(" + repr(until.timestamp()),
+            ),
+        )
         return [SessionId(s) for s in found]
 
     async def spec(self, session: SessionId) -> SessionSpec:
-        async with _reachable():
-            doc = cast(str | None, await self._redis.get(self._spec_key(session)))
+        doc = cast(str | None, await self._call(self._redis.get, self._spec_key(session)))
         if doc is not None:
             return SessionSpec.model_validate_json(doc)
         # Sessions stored before specs were kept apart have theirs in the state only.
@@ -176,8 +189,9 @@ class RedisStore(SessionStore):
         self, actor: str, action: str, detail: dict[str, Scalar], at: datetime
     ) -> AdminAuditEntry:
         """Chain an entry to the head and append it with compare-and-set on the head."""
-        async with _reachable():
-            head = cast(list[str | None], await self._redis.hmget(self._audit_head_key, ["s", "h"]))
+        head = cast(
+            list[str | None], await self._call(self._redis.hmget, self._audit_head_key, ["s", "h"])
+        )
         last_seq, last_hash = int(head[0] or 0), head[1] or ""
         for _ in range(self._max_attempts):
             entry = next_admin_entry(
@@ -185,10 +199,9 @@ class RedisStore(SessionStore):
             )
             token = self._token()
             args = [last_hash, str(entry.seq), entry.hash, entry.model_dump_json(), token]
-            async with _reachable():
-                reply: list[Any] = await self._append_admin(
-                    keys=[self._audit_key, self._audit_head_key], args=args
-                )
+            reply: list[Any] = await self._call(
+                self._append_admin, keys=[self._audit_key, self._audit_head_key], args=args
+            )
             # A retried command whose first attempt landed finds its own token at the head.
             if reply[0] == 1 or reply[3] == token:
                 return entry
@@ -200,56 +213,53 @@ class RedisStore(SessionStore):
     ) -> list[AdminAuditEntry]:
         if limit is not None and limit <= 0:
             return []
-        async with _reachable():
-            entries = cast(
-                _Entries,
-                await self._redis.xrange(
-                    self._audit_key, min=f"{max(after_seq, 0) + 1}-0", max="+", count=limit
-                ),
-            )
+        entries = cast(
+            _Entries,
+            await self._call(
+                self._redis.xrange,
+                self._audit_key,
+                min=f"{max(after_seq, 0) + 1}-0",
+                max="+",
+                count=limit,
+            ),
+        )
         return [AdminAuditEntry.model_validate_json(fields["e"]) for _, fields in entries]
 
     async def node_heartbeat(self, node: NodeId, at: datetime) -> None:
-        async with _reachable():
-            await self._redis.zadd(self._nodes_key, {node: utc(at).timestamp()})
+        await self._call(self._redis.zadd, self._nodes_key, {node: utc(at).timestamp()})
 
     async def track(self, node: NodeId, session: SessionId) -> None:
-        async with _reachable():
-            await self._redis.sadd(self._node_key(node), session)
+        await self._call(self._redis.sadd, self._node_key(node), session)
 
     async def untrack(self, node: NodeId, session: SessionId) -> None:
-        async with _reachable():
-            await self._redis.srem(self._node_key(node), session)
+        await self._call(self._redis.srem, self._node_key(node), session)
 
     async def node_sessions(self, node: NodeId) -> list[SessionId]:
-        async with _reachable():
-            found = cast(set[str], await self._redis.smembers(self._node_key(node)))
+        found = cast(set[str], await self._call(self._redis.smembers, self._node_key(node)))
         return sorted(SessionId(s) for s in found)
 
     async def stale_nodes(self, older_than: datetime) -> list[tuple[NodeId, datetime]]:
-        async with _reachable():
-            found = cast(
-                list[tuple[str, float]],
-                await self._redis.zrangebyscore(
-                    self._nodes_key,
-                    "-inf",
-                    "(" + repr(utc(older_than).timestamp()),
-                    withscores=True,
-                ),
-            )
+        found = cast(
+            list[tuple[str, float]],
+            await self._call(
+                self._redis.zrangebyscore,
+                self._nodes_key,
+                "-inf",
+                "(" + repr(utc(older_than).timestamp()),
+                withscores=True,
+            ),
+        )
         return [(NodeId(node), datetime.fromtimestamp(score, UTC)) for node, score in found]
 
     async def forget_node(self, node: NodeId, *, last_seen: datetime | None = None) -> bool:
         seen = "" if last_seen is None else repr(utc(last_seen).timestamp())
-        async with _reachable():
-            reply = await self._forget(
-                keys=[self._nodes_key, self._node_key(node)], args=[node, seen]
-            )
+        reply = await self._call(
+            self._forget, keys=[self._nodes_key, self._node_key(node)], args=[node, seen]
+        )
         return bool(reply)
 
     async def ping(self) -> None:
-        async with _reachable():
-            await self._redis.ping()
+        await self._call(self._redis.ping)
 
     async def close(self) -> None:
         await self._redis.aclose()
@@ -305,13 +315,11 @@ class RedisStore(SessionStore):
         keys.extend(self._node_key(n) for n in sorted({e.node for e in state.endpoints.values()}))
         args = [expected, str(state.version), doc, token, ttl, score, sid, spec]
         args.extend(e.model_dump_json() for e in events)
-        async with _reachable():
-            reply: list[Any] = await self._cas(keys=keys, args=args)
+        reply: list[Any] = await self._call(self._cas, keys=keys, args=args)
         return reply
 
     async def _read(self, sid: SessionId) -> str:
-        async with _reachable():
-            doc = cast(str | None, await self._redis.hget(self._state_key(sid), "doc"))
+        doc = cast(str | None, await self._call(self._redis.hget, self._state_key(sid), "doc"))
         if doc is None:
             self._cache.pop(sid, None)
             raise SessionNotFound(f"session {sid} not found")
@@ -323,10 +331,10 @@ class RedisStore(SessionStore):
         newer: list[LedgerEvent] = []
         upper = "+"
         while True:
-            async with _reachable():
-                page = cast(
-                    _Entries, await self._redis.xrevrange(key, max=upper, min="-", count=_PAGE)
-                )
+            page = cast(
+                _Entries,
+                await self._call(self._redis.xrevrange, key, max=upper, min="-", count=_PAGE),
+            )
             for entry_id, fields in page:
                 event = LedgerEvent.model_validate_json(fields["e"])
                 if event.seq <= after_seq:
@@ -335,6 +343,21 @@ class RedisStore(SessionStore):
                 upper = "(" + entry_id
             if len(page) < _PAGE:
                 return newer[::-1]
+
+    async def _call(self, command: Callable[..., Any], *params: Any, **options: Any) -> Any:
+        """``await command(*params, **options)``, bounded: every Redis command goes through here.
+
+        Beyond MAX_CONNECTIONS commands in flight, callers queue (an uncontended acquire does
+        not suspend). A Redis that does not answer within the timeout, or cannot be reached
+        after the client's retries, is StoreUnavailable. A command cancelled by the timeout
+        mid-send or mid-read loses its connection (redis-py disconnects on any exception
+        there), so no pooled connection is left holding half a reply.
+        """
+        try:
+            async with asyncio.timeout(self._timeout), self._slots:
+                return await command(*params, **options)
+        except _UNREACHABLE as exc:
+            raise StoreUnavailable("redis is unreachable") from exc
 
     def _remember(self, sid: SessionId, doc: str) -> None:
         self._cache[sid] = doc
