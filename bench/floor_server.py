@@ -6,13 +6,24 @@ membership with one Redis round trip (HSET), enters the session's room and broad
 No token, no validation model, no state document, no ledger, no logging: whatever Homeroom
 spends beyond this is its own cost.
 
-Run: ``python -m bench.floor_server --port P --redis-url URL [--prefix P] [--fanout redis]``.
-Engine.IO ping settings match Homeroom's, so idle connections cost the same heartbeat.
+With ``--pattern homeroom`` it instead exchanges exactly the messages of Homeroom's join
+lifecycle, with one Redis write for each of its three changes and nothing else (no token, no
+validation, no state document, no ledger, no logging): on connect a write, ``welcome`` and a
+view to the newcomer and a view to the others; ``admit`` a write, its ack and a view to both;
+``leave`` a write, its ack and a view to the others. Views are sent to each connection directly
+through its Engine.IO queue, as Homeroom does. What Homeroom spends beyond this is the cost of
+its own logic, not of the messages its protocol exchanges.
+
+Run: ``python -m bench.floor_server --port P --redis-url URL [--prefix P] [--fanout redis]
+[--pattern join|homeroom]``. Engine.IO ping settings match Homeroom's, so idle connections
+cost the same heartbeat.
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
+import json
 from typing import Any
 
 import socketio
@@ -20,7 +31,9 @@ from aiohttp import web
 from redis.asyncio import BlockingConnectionPool, Redis
 
 
-def build_app(redis_url: str, prefix: str, fanout: str = "local") -> web.Application:
+def build_app(
+    redis_url: str, prefix: str, fanout: str = "local", pattern: str = "join"
+) -> web.Application:
     """The floor server's aiohttp application. ``fanout="redis"`` uses AsyncRedisManager, as
     Homeroom does, to separate the cost of multi-node fan-out from Homeroom's own."""
     channel = f"{prefix}:fanout"
@@ -62,9 +75,12 @@ def build_app(redis_url: str, prefix: str, fanout: str = "local") -> web.Applica
         if found is not None:
             await redis.hdel(f"{prefix}:m:{found[0]}", found[1])
 
-    sio.on("connect", connect)
-    sio.on("leave", leave)
-    sio.on("disconnect", disconnect)
+    if pattern == "homeroom":
+        _homeroom_pattern(sio, redis, prefix)
+    else:
+        sio.on("connect", connect)
+        sio.on("leave", leave)
+        sio.on("disconnect", disconnect)
     app = web.Application()
     sio.attach(app)
 
@@ -80,6 +96,80 @@ def build_app(redis_url: str, prefix: str, fanout: str = "local") -> web.Applica
     return app
 
 
+def _homeroom_pattern(sio: socketio.AsyncServer, redis: Redis, prefix: str) -> None:
+    """Homeroom's message pattern over the least state: per session, who is in and admitted."""
+    sessions: dict[str, dict[str, tuple[str, bool]]] = {}  # session -> member -> (sid, admitted)
+    where: dict[str, tuple[str, str]] = {}  # sid -> (session, member)
+    versions = itertools.count(1)
+
+    def view(session: str, member: str) -> dict[str, Any]:
+        members = sessions.get(session, {})
+        entries = [{"endpoint": m, "admitted": a} for m, (_, a) in members.items()]
+        return {
+            "version": next(versions),
+            "you": member,
+            "admitted": members.get(member, ("", False))[1],
+            "endpoints": [e for e in entries if e["admitted"]],
+            "waiting": [e for e in entries if not e["admitted"]],
+        }
+
+    async def send(sid: str, event: str, data: Any) -> None:
+        eio_sid = sio.manager.eio_sid_from_sid(sid, "/")
+        if eio_sid is not None:
+            await sio.eio.send(eio_sid, "2" + json.dumps([event, data], separators=(",", ":")))
+
+    async def views(session: str, skip: str | None = None) -> None:
+        for member, (sid, _) in list(sessions.get(session, {}).items()):
+            if sid != skip:
+                await send(sid, "room", view(session, member))
+
+    async def connect(sid: str, environ: dict[str, Any], auth: Any = None) -> None:
+        if not isinstance(auth, dict):
+            raise socketio.exceptions.ConnectionRefusedError("invalid_message")
+        session, member = auth.get("session"), auth.get("member")
+        if not isinstance(session, str) or not isinstance(member, str):
+            raise socketio.exceptions.ConnectionRefusedError("invalid_message")
+        admitted = auth.get("admitted") is True
+        await redis.hset(f"{prefix}:m:{session}", member, "admitted" if admitted else "waiting")
+        sessions.setdefault(session, {})[member] = (sid, admitted)
+        where[sid] = (session, member)
+        await send(sid, "welcome", {"endpoint": member})
+        await send(sid, "room", view(session, member))
+        await views(session, skip=sid)
+
+    async def admit(sid: str, data: Any = None) -> dict[str, Any]:
+        session = where.get(sid, ("", ""))[0]
+        member = data.get("attendee") if isinstance(data, dict) else None
+        found = sessions.get(session, {}).get(member) if isinstance(member, str) else None
+        if found is None or not isinstance(member, str):
+            return {"error": "not_found"}
+        await redis.hset(f"{prefix}:m:{session}", member, "admitted")
+        sessions[session][member] = (found[0], True)
+        await views(session)
+        return {"ok": True}
+
+    async def leave(sid: str, data: Any = None) -> dict[str, Any]:
+        found = where.pop(sid, None)
+        if found is None:
+            return {"error": "not_joined"}
+        session, member = found
+        await redis.hdel(f"{prefix}:m:{session}", member)
+        sessions[session].pop(member, None)
+        await views(session, skip=sid)
+        return {"ok": True}
+
+    async def disconnect(sid: str, *_: Any) -> None:
+        found = where.pop(sid, None)
+        if found is not None:
+            await redis.hdel(f"{prefix}:m:{found[0]}", found[1])
+            sessions[found[0]].pop(found[1], None)
+
+    sio.on("connect", connect)
+    sio.on("admit", admit)
+    sio.on("leave", leave)
+    sio.on("disconnect", disconnect)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--host", default="127.0.0.1")
@@ -87,8 +177,9 @@ def main() -> None:
     parser.add_argument("--redis-url", required=True)
     parser.add_argument("--prefix", default="floor")
     parser.add_argument("--fanout", choices=["local", "redis"], default="local")
+    parser.add_argument("--pattern", choices=["join", "homeroom"], default="join")
     args = parser.parse_args()
-    app = build_app(args.redis_url, args.prefix, args.fanout)
+    app = build_app(args.redis_url, args.prefix, args.fanout, args.pattern)
     web.run_app(app, host=args.host, port=args.port, print=None, access_log=None)
 
 

@@ -179,10 +179,13 @@ async def start_homeroom(out: Path, redis_url: str, prefix: str) -> Served:
     return served
 
 
-async def start_floor(out: Path, redis_url: str, prefix: str, fanout: str = "local") -> Served:
+async def start_floor(
+    out: Path, redis_url: str, prefix: str, fanout: str = "local", pattern: str = "join"
+) -> Served:
     port = free_port()
     argv = [sys.executable, "-m", "bench.floor_server", "--port", str(port),
-            "--redis-url", redis_url, "--prefix", prefix, "--fanout", fanout]  # fmt: skip
+            "--redis-url", redis_url, "--prefix", prefix, "--fanout", fanout,
+            "--pattern", pattern]  # fmt: skip
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     proc = Proc("floor server", _pinned(SERVER_CORE, argv), out / f"{prefix}.log", env, cwd=REPO)
     served = Served(proc, f"http://127.0.0.1:{port}")

@@ -20,7 +20,7 @@ import aiohttp
 from bench.params import Params
 from bench.report import Report, Row, percentile
 from bench.servers import RedisProc, cpu_seconds, start_floor, start_homeroom
-from bench.targets import BenchError, Floor, Homeroom, Sample, Target
+from bench.targets import BenchError, Floor, FloorPattern, Homeroom, Sample, Target
 
 PART = "signaling"
 _WARMUP = 20
@@ -132,6 +132,7 @@ async def run(p: Params, out: Path, report: Report) -> None:
     pool = max(16, p.workers)
     results: dict[str, Figures] = {}
     fanout_cpu: float | None = None
+    pattern_cpu: float | None = None
     try:
         connector = aiohttp.TCPConnector(limit=0)
         async with aiohttp.ClientSession(connector=connector) as http:
@@ -147,15 +148,29 @@ async def run(p: Params, out: Path, report: Report) -> None:
                 fanout_cpu = await cpu_only(Floor(served, http), p, pool)
             finally:
                 served.proc.stop()
+            served = await start_floor(
+                out, redis.url, "bench-pattern", fanout="redis", pattern="homeroom"
+            )
+            try:
+                pattern_cpu = await cpu_only(FloorPattern(served, http), p, pool)
+            finally:
+                served.proc.stop()
         report.notes.append(
             f"redis-server CPU over part 1: {cpu_seconds(redis.pid):.1f} s (on the load core)"
         )
     finally:
         redis.stop()
-    _rows(results["Homeroom"], results["floor"], fanout_cpu, p, report)
+    _rows(results["Homeroom"], results["floor"], fanout_cpu, pattern_cpu, p, report)
 
 
-def _rows(h: Figures, f: Figures, fanout_cpu: float | None, p: Params, report: Report) -> None:
+def _rows(
+    h: Figures,
+    f: Figures,
+    fanout_cpu: float | None,
+    pattern_cpu: float | None,
+    p: Params,
+    report: Report,
+) -> None:
     rate = f"{p.rate:g}/s"
 
     def add(figure: str, unit: str, hv: float | None, fv: float | None, goal: str = "") -> None:
@@ -163,6 +178,7 @@ def _rows(h: Figures, f: Figures, fanout_cpu: float | None, p: Params, report: R
 
     add("server CPU per join lifecycle", "ms", h.cpu_ms, f.cpu_ms, "<= 1.3x")
     add("  same, floor with AsyncRedisManager fan-out", "ms", h.cpu_ms, fanout_cpu)
+    add("  same, floor exchanging Homeroom's messages", "ms", h.cpu_ms, pattern_cpu)
     add("lifecycles per second at saturation", "1/s", h.saturation, f.saturation)
     add(f"join latency p50 at {rate}", "ms", h.join_p50, f.join_p50)
     add(f"join latency p99 at {rate}", "ms", h.join_p99, f.join_p99)

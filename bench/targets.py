@@ -189,6 +189,39 @@ class Floor(Target):
         return [{"session": f"idle-{i // per_session}", "member": f"m-{i}"} for i in range(n)]
 
 
+class FloorPattern(Target):
+    """The floor server exchanging Homeroom's messages (``--pattern homeroom``), driven by the
+    same steps as :class:`Homeroom`'s lifecycle."""
+
+    name = "floor, Homeroom's messages"
+
+    async def prepare(self, pool: int) -> None:
+        for i in range(pool):
+            ep = self.endpoint()
+            await ep.connect({"session": f"s-{i}", "member": "c", "admitted": True})
+            _welcomed(ep)
+            self._held.append(ep)
+            self._pool.put_nowait(_Seat(ep, "p", f"s-{i}"))
+
+    async def _run(self, seat: _Seat, due: float) -> Sample:
+        loop = asyncio.get_running_loop()
+        patient = self.endpoint()
+        try:
+            await patient.connect({"session": seat.token, "member": seat.patient})
+            joined = loop.time()
+            me = _welcomed(patient)["endpoint"]
+            await seat.clinician.until_view(lambda view: _waiting(view, me))
+            expect_ok(await seat.clinician.call("admit", {"attendee": seat.patient}), "admit")
+            await patient.until_view(lambda view: bool(view["admitted"]))
+            expect_ok(await patient.call("leave"), "leave")
+        finally:
+            await patient.close()
+        return Sample(joined - due, loop.time() - due)
+
+    async def _idle_auths(self, n: int, per_session: int) -> list[dict[str, Any]]:
+        raise NotImplementedError("only the CPU figure is measured for this floor")
+
+
 def _welcomed(ep: Endpoint) -> dict[str, Any]:
     """The welcome and first view pushed before the server accepted the connection."""
     if ep.welcome is None or ep.view is None:
