@@ -7,7 +7,7 @@ from typing import Any
 from rooms.ids import EndpointId
 from rooms.ledger import EventKind, LedgerEvent
 from rooms.state import SessionState
-from signaling.views import View, room_view
+from signaling.views import View, room_views
 
 _BYE_FOR: dict[EventKind, str] = {EventKind.REMOVED: "removed", EventKind.DENIED: "denied"}
 
@@ -23,7 +23,7 @@ class Before:
     def note(self, state: SessionState) -> None:
         # A change may run again after a lost race: keep only the last run's picture.
         self.connections = {e.id: e.connection for e in state.endpoints.values()}
-        self._views = {e: room_view(state, e) for e in state.endpoints}
+        self._views = room_views(state)
 
     def saw(self, endpoint: EndpointId, view: View) -> bool:
         """Whether ``endpoint`` already had this view (the version aside)."""

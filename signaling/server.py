@@ -39,7 +39,7 @@ from signaling.decoding import decode, describe, known
 from signaling.delivery import Before, closed_by
 from signaling.handlers import CHANGES, Conn
 from signaling.ice import TurnConfig, ice_servers
-from signaling.views import admitted_endpoints, room_view
+from signaling.views import admitted_endpoints, room_view, room_views
 from signaling.wire import TextPacket, send_local
 
 log = structlog.get_logger("homeroom.signaling")
@@ -301,10 +301,11 @@ class SignalingServer:
     ) -> None:
         """Send each endpoint its view if the change altered it, and a ``bye`` to those the
         change closed. One message at a time: a burst of publishes would exhaust the pool."""
+        views = room_views(state)
         for endpoint in state.endpoints.values():
             if endpoint.id == skip or not endpoint.connected:
                 continue
-            view = room_view(state, endpoint.id)
+            view = views[endpoint.id]
             if before.saw(endpoint.id, view):
                 continue
             await self._send("room", view, endpoint.connection)

@@ -24,28 +24,62 @@ def room_view(state: SessionState, endpoint: EndpointId) -> View:
     Waiting endpoints see only themselves; admitted ones see everyone in the call; clinicians
     also see the waiting room. Names never appear: only pseudonymous ids and roles.
     """
-    me = state.endpoints[endpoint]
-    admitted = _in_call(me)
-    view: View = {
-        "version": state.version,
-        "status": str(state.status),
-        "locked": state.locked,
-        "you": endpoint,
-        "admitted": admitted,
-    }
-    if not admitted:
-        view["endpoints"] = [_endpoint_view(state, me)]
-        view["waiting"] = []
+    return _Views(state).of(state.endpoints[endpoint])
+
+
+def room_views(state: SessionState) -> dict[EndpointId, View]:
+    """Every endpoint's view at once: each endpoint is described once and shared by the views
+    that show it, so a change in a group of n costs O(n) descriptions rather than O(n^2)."""
+    views = _Views(state)
+    return {e.id: views.of(e) for e in state.endpoints.values()}
+
+
+class _Views:
+    """The parts every audience's view of one state is assembled from, computed once."""
+
+    def __init__(self, state: SessionState) -> None:
+        self.state = state
+        self._described: dict[EndpointId, dict[str, Any]] = {}
+        self._call: list[dict[str, Any]] | None = None
+        self._waiting: list[dict[str, Any]] | None = None
+
+    def of(self, me: EndpointState) -> View:
+        state = self.state
+        admitted = _in_call(me)
+        view: View = {
+            "version": state.version,
+            "status": str(state.status),
+            "locked": state.locked,
+            "you": me.id,
+            "admitted": admitted,
+        }
+        if not admitted:
+            view["endpoints"], view["waiting"] = [self._describe(me)], []
+            return view
+        view["endpoints"] = self._in_call()
+        host = any(is_host(state, a) for a in me.seats)
+        view["waiting"] = self._in_waiting_room() if host else []
         return view
-    host = any(is_host(state, a) for a in me.seats)
-    in_call = sorted((e for e in state.endpoints.values() if _in_call(e)), key=_by_id)
-    view["endpoints"] = [_endpoint_view(state, e) for e in in_call]
-    if host:
-        waiting = sorted((e for e in state.endpoints.values() if not _in_call(e)), key=_by_arrival)
-        view["waiting"] = [_endpoint_view(state, e) for e in waiting]
-    else:
-        view["waiting"] = []
-    return view
+
+    def _describe(self, endpoint: EndpointState) -> dict[str, Any]:
+        found = self._described.get(endpoint.id)
+        if found is None:
+            found = self._described[endpoint.id] = _endpoint_view(self.state, endpoint)
+        return found
+
+    def _in_call(self) -> list[dict[str, Any]]:
+        if self._call is None:
+            found = sorted((e for e in self.state.endpoints.values() if _in_call(e)), key=_by_id)
+            self._call = [self._describe(e) for e in found]
+        return self._call
+
+    def _in_waiting_room(self) -> list[dict[str, Any]]:
+        if self._waiting is None:
+            found = sorted(
+                (e for e in self.state.endpoints.values() if not _in_call(e)), key=_by_arrival
+            )
+            self._waiting = [self._describe(e) for e in found]
+        return self._waiting
 
 
 def admitted_endpoints(state: SessionState) -> list[EndpointId]:
