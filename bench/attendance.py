@@ -122,8 +122,9 @@ def run_summaries(p: Params, report: Report) -> None:
 
 async def run_writes(p: Params, out: Path, report: Report) -> None:
     redis = RedisProc(out / "redis-attendance", core=SERVER_CORE)
-    client = Redis.from_url(redis.url, decode_responses=True)
-    store = RedisStore(client, prefix="bench-writes")
+    # The store as a node builds it; the floor a bare client (no timeouts, no limit).
+    store = RedisStore.from_url(redis.url, prefix="bench-writes")
+    client = Redis.from_url(redis.url, decode_responses=True, socket_timeout=None)
     try:
         rooms = Rooms(store, node=NodeId("bench-1"))
         session = await _live_session(rooms)
@@ -138,6 +139,7 @@ async def run_writes(p: Params, out: Path, report: Report) -> None:
         add("Redis write per event: redis-server CPU", "us", homeroom[2], floor[2])
     finally:
         await store.close()
+        await client.aclose()
         redis.stop()
 
 
