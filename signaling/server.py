@@ -37,6 +37,7 @@ from rooms.tokens import check_not_revoked, verify_link_token
 from signaling import protocol as p
 from signaling.decoding import decode, describe, known
 from signaling.delivery import Before, closed_by
+from signaling.fanout import BoundedRedisManager
 from signaling.handlers import CHANGES, Conn
 from signaling.ice import TurnConfig, ice_servers
 from signaling.views import admitted_endpoints, room_view, room_views
@@ -74,7 +75,7 @@ class SignalingServer:
         self.rooms = rooms
         self.config = config
         manager = (
-            socketio.AsyncRedisManager(config.redis_url, channel=config.channel)
+            BoundedRedisManager(config.redis_url, channel=config.channel)
             if config.redis_url
             else None
         )
