@@ -44,32 +44,32 @@ from web.app import AccessLogger
 
 Lifecycle = Callable[[], None]
 
-# --- the chain as it was ------------------------------------------------------------------
+# --- the chain as it was (tests/test_logging_fast_paths.py compares the new one with it) --
 
 
-def _old_redact_text(text: str) -> str:
+def old_redact_text(text: str) -> str:
     text = _EMAIL_RE.sub(REDACTED, text)
     return _PHONE_CANDIDATE_RE.sub(_mask_phone, text)
 
 
-def _old_redact_mapping(data: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+def old_redact_mapping(data: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
     for key, value in data.items():
-        data[key] = REDACTED if is_denied_key(key) else _old_redact_value(value)
+        data[key] = REDACTED if is_denied_key(key) else old_redact_value(value)
     return data
 
 
-def _old_redact_value(value: Any) -> Any:
+def old_redact_value(value: Any) -> Any:
     if isinstance(value, str):
-        return _old_redact_text(value)
+        return old_redact_text(value)
     if isinstance(value, Mapping):
-        return _old_redact_mapping(dict(value))
+        return old_redact_mapping(dict(value))
     if isinstance(value, list | tuple | set | frozenset):
-        return [_old_redact_value(v) for v in value]
+        return [old_redact_value(v) for v in value]
     return value
 
 
-def _old_redact_pii(_logger: WrappedLogger, _method: str, event_dict: EventDict) -> EventDict:
-    return _old_redact_mapping(event_dict)
+def old_redact_pii(_logger: WrappedLogger, _method: str, event_dict: EventDict) -> EventDict:
+    return old_redact_mapping(event_dict)
 
 
 def configure_old(out: TextIO) -> None:
@@ -79,7 +79,7 @@ def configure_old(out: TextIO) -> None:
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
         structlog.processors.format_exc_info,
-        _old_redact_pii,
+        old_redact_pii,
         structlog.processors.JSONRenderer(),
     ]
     structlog.configure(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import secrets
 import shutil
@@ -23,9 +24,15 @@ BACKENDS = ["memory", "redis"]
 
 @pytest.fixture(autouse=True)
 def _fresh_logging() -> Iterator[None]:
-    """Tests that run the CLI in-process configure structlog globally: undo it afterwards."""
+    """Tests that configure logging (``configure_logging``, the CLI in-process) change it
+    globally: undo it afterwards, structlog and the root handler that routes stdlib records
+    through it (pytest's own capture handlers stay)."""
     yield
     structlog.reset_defaults()
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        if isinstance(handler.formatter, structlog.stdlib.ProcessorFormatter):
+            root.removeHandler(handler)
 
 
 @pytest.fixture(scope="session")

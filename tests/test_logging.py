@@ -5,7 +5,6 @@ from __future__ import annotations
 import io
 import json
 import logging
-from collections.abc import Iterator
 
 import pytest
 import structlog
@@ -14,15 +13,6 @@ from structlog.testing import capture_logs
 from config.logging import REDACTED, configure_logging, is_denied_key, redact_pii, redact_text
 
 NAME, PHONE, EMAIL = "Maria Lopez", "+1 (555) 201-4477", "maria.lopez@example.org"
-
-
-@pytest.fixture(autouse=True)
-def reset_structlog() -> Iterator[None]:
-    yield
-    structlog.reset_defaults()
-    root = logging.getLogger()
-    for handler in list(root.handlers):
-        root.removeHandler(handler)
 
 
 def test_denied_keys_are_masked_but_visible_as_withheld() -> None:

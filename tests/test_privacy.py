@@ -9,13 +9,11 @@ from __future__ import annotations
 
 import io
 import json
-import logging
 import re
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import pytest
-import structlog
 
 from config.logging import configure_logging
 from rooms.ids import ID_PATTERN
@@ -33,11 +31,7 @@ ID_KEYS = {"attendee", "session", "endpoint", "node", "actor"}
 def log_lines() -> Iterator[io.StringIO]:
     out = io.StringIO()
     configure_logging("json", level="debug", stream=out)
-    yield out
-    structlog.reset_defaults()
-    root = logging.getLogger()
-    for handler in list(root.handlers):
-        root.removeHandler(handler)
+    yield out  # tests/conftest.py undoes the configuration
 
 
 @pytest.fixture
