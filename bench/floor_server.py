@@ -53,11 +53,7 @@ def build_app(
     members: dict[str, tuple[str, str]] = {}
 
     async def connect(sid: str, environ: dict[str, Any], auth: Any = None) -> None:
-        if not isinstance(auth, dict):
-            raise socketio.exceptions.ConnectionRefusedError("invalid_message")
-        session, member = auth.get("session"), auth.get("member")
-        if not isinstance(session, str) or not isinstance(member, str):
-            raise socketio.exceptions.ConnectionRefusedError("invalid_message")
+        session, member = _who(auth)
         await redis.hset(f"{prefix}:m:{session}", member, sid)
         members[sid] = (session, member)
         await sio.enter_room(sid, session)
@@ -124,11 +120,7 @@ def _homeroom_pattern(sio: socketio.AsyncServer, redis: Redis, prefix: str) -> N
                 await send(sid, "room", view(session, member))
 
     async def connect(sid: str, environ: dict[str, Any], auth: Any = None) -> None:
-        if not isinstance(auth, dict):
-            raise socketio.exceptions.ConnectionRefusedError("invalid_message")
-        session, member = auth.get("session"), auth.get("member")
-        if not isinstance(session, str) or not isinstance(member, str):
-            raise socketio.exceptions.ConnectionRefusedError("invalid_message")
+        session, member = _who(auth)
         admitted = auth.get("admitted") is True
         await redis.hset(f"{prefix}:m:{session}", member, "admitted" if admitted else "waiting")
         sessions.setdefault(session, {})[member] = (sid, admitted)
@@ -168,6 +160,15 @@ def _homeroom_pattern(sio: socketio.AsyncServer, redis: Redis, prefix: str) -> N
     sio.on("admit", admit)
     sio.on("leave", leave)
     sio.on("disconnect", disconnect)
+
+
+def _who(auth: Any) -> tuple[str, str]:
+    """The session and member a connect ``auth`` names; refused when it does not."""
+    session = auth.get("session") if isinstance(auth, dict) else None
+    member = auth.get("member") if isinstance(auth, dict) else None
+    if not isinstance(session, str) or not isinstance(member, str):
+        raise socketio.exceptions.ConnectionRefusedError("invalid_message")
+    return session, member
 
 
 def main() -> None:

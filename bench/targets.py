@@ -104,10 +104,32 @@ class Target(ABC):
 class _Seat:
     clinician: Endpoint
     patient: str
-    token: str
+    #: What the patient connects with.
+    auth: dict[str, Any]
 
 
-class Homeroom(Target):
+class _AdmitLifecycle(Target):
+    """Homeroom's join lifecycle, against any server that speaks its messages: the patient
+    connects and is welcomed, the clinician sees it waiting and admits it, the patient sees
+    itself admitted and leaves."""
+
+    async def _run(self, seat: _Seat, due: float) -> Sample:
+        loop = asyncio.get_running_loop()
+        patient = self.endpoint()
+        try:
+            await patient.connect(seat.auth)
+            joined = loop.time()
+            me = _welcomed(patient)["endpoint"]
+            await seat.clinician.until_view(lambda view: _waiting(view, me))
+            expect_ok(await seat.clinician.call("admit", {"attendee": seat.patient}), "admit")
+            await patient.until_view(lambda view: bool(view["admitted"]))
+            expect_ok(await patient.call("leave"), "leave")
+        finally:
+            await patient.close()
+        return Sample(joined - due, loop.time() - due)
+
+
+class Homeroom(_AdmitLifecycle):
     name = "Homeroom"
 
     async def prepare(self, pool: int) -> None:
@@ -123,22 +145,7 @@ class Homeroom(Target):
             await ep.connect({"v": 1, "token": tokens[clinician]})
             await self._after_connect(ep)
             self._held.append(ep)
-            self._pool.put_nowait(_Seat(ep, patient, tokens[patient]))
-
-    async def _run(self, seat: _Seat, due: float) -> Sample:
-        loop = asyncio.get_running_loop()
-        patient = self.endpoint()
-        try:
-            await patient.connect({"v": 1, "token": seat.token})
-            joined = loop.time()
-            me = _welcomed(patient)["endpoint"]
-            await seat.clinician.until_view(lambda view: _waiting(view, me))
-            expect_ok(await seat.clinician.call("admit", {"attendee": seat.patient}), "admit")
-            await patient.until_view(lambda view: bool(view["admitted"]))
-            expect_ok(await patient.call("leave"), "leave")
-        finally:
-            await patient.close()
-        return Sample(joined - due, loop.time() - due)
+            self._pool.put_nowait(_Seat(ep, patient, {"v": 1, "token": tokens[patient]}))
 
     async def _idle_auths(self, n: int, per_session: int) -> list[dict[str, Any]]:
         auths: list[dict[str, Any]] = []
@@ -189,7 +196,7 @@ class Floor(Target):
         return [{"session": f"idle-{i // per_session}", "member": f"m-{i}"} for i in range(n)]
 
 
-class FloorPattern(Target):
+class FloorPattern(_AdmitLifecycle):
     """The floor server exchanging Homeroom's messages (``--pattern homeroom``), driven by the
     same steps as :class:`Homeroom`'s lifecycle."""
 
@@ -201,22 +208,7 @@ class FloorPattern(Target):
             await ep.connect({"session": f"s-{i}", "member": "c", "admitted": True})
             _welcomed(ep)
             self._held.append(ep)
-            self._pool.put_nowait(_Seat(ep, "p", f"s-{i}"))
-
-    async def _run(self, seat: _Seat, due: float) -> Sample:
-        loop = asyncio.get_running_loop()
-        patient = self.endpoint()
-        try:
-            await patient.connect({"session": seat.token, "member": seat.patient})
-            joined = loop.time()
-            me = _welcomed(patient)["endpoint"]
-            await seat.clinician.until_view(lambda view: _waiting(view, me))
-            expect_ok(await seat.clinician.call("admit", {"attendee": seat.patient}), "admit")
-            await patient.until_view(lambda view: bool(view["admitted"]))
-            expect_ok(await patient.call("leave"), "leave")
-        finally:
-            await patient.close()
-        return Sample(joined - due, loop.time() - due)
+            self._pool.put_nowait(_Seat(ep, "p", {"session": f"s-{i}", "member": "p"}))
 
     async def _idle_auths(self, n: int, per_session: int) -> list[dict[str, Any]]:
         raise NotImplementedError("only the CPU figure is measured for this floor")
