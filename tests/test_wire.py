@@ -1,0 +1,43 @@
+"""Packets as the server writes them: the same JSON text the standard library would write."""
+
+from __future__ import annotations
+
+import json
+import random
+from typing import Any
+
+from socketio import packet
+
+from signaling.wire import TextPacket, compact_json
+
+
+def _value(rng: random.Random, depth: int = 0) -> Any:
+    kinds = ["str", "int", "float", "bool", "none"] + (["list", "dict"] if depth < 4 else [])
+    kind = rng.choice(kinds)
+    if kind == "str":
+        return "".join(rng.choices('ab"\\/\n\t\u2028é\U0001f600\x00 ', k=rng.randrange(12)))
+    if kind == "int":
+        return rng.choice([0, -1, rng.randrange(-(10**30), 10**30), 2**63, 2**64])
+    if kind == "float":
+        return rng.choice([0.1, -2.5e-300, 1e300, 3.0, rng.random()])
+    if kind == "bool":
+        return rng.random() < 0.5
+    if kind == "none":
+        return None
+    if kind == "list":
+        return [_value(rng, depth + 1) for _ in range(rng.randrange(4))]
+    keys = ("".join(rng.choices('k"é\n', k=3)) + str(i) for i in range(rng.randrange(4)))
+    return {key: _value(rng, depth + 1) for key in keys}
+
+
+def test_compact_json_writes_what_json_dumps_writes() -> None:
+    rng = random.Random(7)
+    for _ in range(3000):
+        value = _value(rng)
+        assert compact_json(value) == json.dumps(value, separators=(",", ":"))
+
+
+def test_a_packet_is_the_event_name_and_payload_as_compact_json() -> None:
+    data = {"version": 3, "you": "e-1", "note": "é"}
+    encoded = TextPacket(packet.EVENT, data=["room", data], namespace="/").encode()
+    assert encoded == "2" + json.dumps(["room", data], separators=(",", ":"))
