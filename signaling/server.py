@@ -40,7 +40,7 @@ from signaling.delivery import Before, closed_by
 from signaling.fanout import BoundedRedisManager
 from signaling.handlers import CHANGES, Conn
 from signaling.ice import TurnConfig, ice_servers
-from signaling.views import admitted_endpoints, room_view, room_views
+from signaling.views import View, admitted_endpoints, room_view, room_views
 from signaling.wire import TextPacket, send_local
 
 log = structlog.get_logger("homeroom.signaling")
@@ -138,8 +138,9 @@ class SignalingServer:
         state, events, before = await self._apply(claims.session, change)
         conn = self._register(sid, state, endpoint, credential, resumed=False)
         conn.log.info("joined", attendee=claims.attendee, role=str(claims.role))
-        await self._greet(conn, state)
-        await self._publish(state, events, before, skip=endpoint)
+        views = room_views(state)
+        await self._greet(conn, views[endpoint])
+        await self._publish(state, events, before, skip=endpoint, views=views)
         return conn
 
     async def _resume(self, sid: str, credential: str) -> Conn:
@@ -160,8 +161,9 @@ class SignalingServer:
             await self._drop(old)
         conn = self._register(sid, state, endpoint, fresh, resumed=True)
         conn.log.info("resumed")
-        await self._greet(conn, state)
-        await self._publish(state, events, before, skip=endpoint)
+        views = room_views(state)
+        await self._greet(conn, views[endpoint])
+        await self._publish(state, events, before, skip=endpoint, views=views)
         return conn
 
     def _register(
@@ -187,12 +189,12 @@ class SignalingServer:
         self.local[sid] = conn
         return conn
 
-    async def _greet(self, conn: Conn, state: SessionState) -> None:
+    async def _greet(self, conn: Conn, view: View) -> None:
         """Push ``welcome`` and the first ``room`` view to a connection being accepted: they
         reach the client before socket.io's connect acknowledgement (clients buffer events
         until then), so a page needs no ``hello`` round trip to start."""
         await send_local(self.sio, conn.sid, "welcome", conn.welcome.model_dump())
-        await send_local(self.sio, conn.sid, "room", room_view(state, conn.endpoint))
+        await send_local(self.sio, conn.sid, "room", view)
 
     async def _disconnect(self, sid: str, *_: Any) -> None:
         conn = self.local.pop(sid, None)
@@ -299,10 +301,13 @@ class SignalingServer:
         before: Before,
         skip: EndpointId | None = None,
         caller: str | None = None,
+        views: dict[EndpointId, View] | None = None,
     ) -> None:
         """Send each endpoint its view if the change altered it, and a ``bye`` to those the
-        change closed. One message at a time: a burst of publishes would exhaust the pool."""
-        views = room_views(state)
+        change closed (``views``: the views of ``state``, when the caller has them already).
+        One message at a time: a burst of publishes would exhaust the pool."""
+        if views is None:
+            views = room_views(state)
         for endpoint in state.endpoints.values():
             if endpoint.id == skip or not endpoint.connected:
                 continue
