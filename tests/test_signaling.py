@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import gc
+import weakref
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -19,6 +21,27 @@ async def node(store: SessionStore) -> AsyncIterator[Node]:
     started = await Node(store).start()
     yield started
     await started.stop()
+
+
+async def test_a_connection_that_hangs_up_is_freed_without_the_cycle_collector(
+    node: Node,
+) -> None:
+    """Reference counting alone must free a finished connection: left to the cycle collector,
+    thousands of open connections make each of its passes stall every session on the node
+    (signaling.wire.QuietCloseWebSocket)."""
+    state = await create(node.rooms, "individual", "c-17", "p-201")
+    sio = node.server.sio
+    gc.collect()
+    gc.disable()
+    try:
+        for _ in range(3):
+            patient = await Client(node.url).connect(token=link(state, "p-201"))
+            (sid,) = sio.environ
+            request = weakref.ref(sio.environ[sid]["aiohttp.request"])
+            await patient.close()
+            await until(lambda ref=request: ref() is None)
+    finally:
+        gc.enable()
 
 
 async def test_patient_waits_then_is_admitted_and_sees_the_clinician(node: Node) -> None:
