@@ -30,6 +30,8 @@ SESSION_REQUEST = {
         {"attendee": PATIENT, "role": "patient"},
     ],
     "planned_minutes": 15,
+    # Not care: attendance reports leave it out and nothing in it is billable.
+    "check": True,
 }
 
 

@@ -32,6 +32,8 @@ class CreateSession(BaseModel):
     purpose: GroupPurpose | None = None
     capacity: int | None = Field(default=None, ge=1, le=200)
     identified_patient: PseudonymStr | None = None
+    #: A deployment check, not care (``SessionSpec.check``).
+    check: bool = False
 
 
 class Rooms:
@@ -69,6 +71,7 @@ class Rooms:
             identified_patient=self._identified_patient(req, roster),
             created_by=created_by,
             created_at=ctx.now,
+            check=req.check,
         )
         state = SessionState(spec=spec)
         event = emit(

@@ -44,6 +44,9 @@ class SessionSpec(BaseModel):
     identified_patient: AttendeeId | None = None
     created_by: str
     created_at: AwareDatetime
+    #: A deployment check (``homeroom probe``), not care: attendance reports over a range of
+    #: days leave it out, and nobody's attendance in it is ever billable.
+    check: bool = False
 
     @property
     def ends_at(self) -> datetime:

@@ -29,11 +29,12 @@ async def api(tmp_path: Path, store: SessionStore) -> AsyncIterator[Api]:
         yield made
 
 
-async def held_session(api: Api) -> SessionId:
+async def held_session(api: Api, **extra: object) -> SessionId:
     """An individual session: the patient is present 2:00-20:00 and 20:30-47:00 (44.5 min)."""
     body = {
         "kind": "individual",
         "roster": [{"attendee": C, "role": "clinician"}, {"attendee": P, "role": "patient"}],
+        **extra,
     }
     session = SessionId((await api.create(body))["session"])
     rooms = api.client.app[ROOMS]  # type: ignore[union-attr]
@@ -101,6 +102,20 @@ async def test_filters_narrow_rows_without_changing_them(api: Api) -> None:
     assert only["rows"][0]["present_minutes"] == 44
     other_day = json.loads(await download(api, "from=2026-11-03&to=2026-11-09&format=json"))
     assert other_day["rows"] == []
+
+
+async def test_a_deployment_check_is_left_out_of_reports_and_never_billable(api: Api) -> None:
+    care = await held_session(api)
+    check = await held_session(api, check=True)
+    for fmt in ("json", "csv", "fhir", "jsonl"):
+        text = await download(api, DAY + f"&format={fmt}")
+        assert care in text and check not in text, fmt
+    asked = json.loads(await download(api, DAY + f"&format=json&session={check}"))
+    assert {r["attendee"] for r in asked["rows"]} == {C, P}
+    for row in asked["rows"]:
+        assert (row["status"], row["suggested_code"]) == ("not_billable", None)
+        assert "deployment check" in row["explanation"]
+    assert asked["rows"][[r["attendee"] for r in asked["rows"]].index(P)]["present_minutes"] == 44
 
 
 @pytest.mark.parametrize(

@@ -338,7 +338,7 @@ async def test_probe_reports_media_both_ways_and_ends_its_session(homeroom: Home
         assert side.connect_ms is not None and side.first_video_ms is not None
         assert 0 < side.first_video_ms < 30_000
     state = await homeroom.rooms.get_session(SessionId(report.session))
-    assert str(state.status) == "ended"
+    assert str(state.status) == "ended" and state.spec.check
     assert ProbeReport.model_validate_json(report.model_dump_json()) == report
 
 

@@ -89,6 +89,8 @@ class _Suggester:
         self.spec, self.presence, self.rules, self.pos = spec, presence, rules, pos
 
     def one(self, who: AttendeeId) -> Suggestion:
+        if self.spec.check:
+            return Suggestion(Status.NOT_BILLABLE, "a deployment check (homeroom probe), not care")
         found = self.presence.get(who)
         if found is not None and found.still_open:
             return Suggestion(

@@ -81,7 +81,8 @@ class Report:
 async def load(
     store: SessionStore, query: Query, rules: BillingRules, *, as_of: datetime | None = None
 ) -> Report:
-    """Summaries of the sessions whose date of service is in the query's days."""
+    """Summaries of the sessions whose date of service is in the query's days; deployment
+    checks (``SessionSpec.check``) only when the query names one."""
     zone = ZoneInfo(query.tz)
     # A session belongs to the day it started; look a day wider and filter on that date.
     since = datetime.combine(query.first - timedelta(days=1), time(), zone)
@@ -98,6 +99,8 @@ async def load(
             continue
         if query.patient and spec.entry(query.patient) is None:
             continue
+        if spec.check and not query.session:
+            continue  # a deployment check, not care: only shown when asked for by id
         specs[session] = spec
         events += await store.events(session)
     summaries = [
