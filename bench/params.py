@@ -11,6 +11,8 @@ class Params:
     rate: float = 50.0
     #: Seconds at the offered rate (each of: alone, then with the idle endpoints connected).
     rate_seconds: float = 30.0
+    #: Rounds the CPU figure's seconds at that rate are split into, servers taking turns.
+    cpu_rounds: int = 5
     #: Concurrent lifecycles, and seconds, for the saturation figure.
     workers: int = 64
     saturate_seconds: float = 20.0
@@ -32,6 +34,7 @@ FULL = Params()
 QUICK = replace(
     FULL,
     rate_seconds=4.0,
+    cpu_rounds=2,
     workers=32,
     saturate_seconds=4.0,
     idle=300,

@@ -1,15 +1,22 @@
 """Part 1: signaling, Homeroom against the floor, each in its own pinned server process.
 
-Phases per server, in this order: warm-up; lifecycles offered at a fixed rate (server CPU per
-lifecycle from /proc, join latency); a closed loop of concurrent lifecycles (lifecycles per
-second at saturation); idle endpoints connected (RSS per endpoint); lifecycles at the fixed
-rate again with the idle endpoints still connected (latency under that load).
+Server CPU per lifecycle is measured in rounds: every server (Homeroom and the three floors)
+takes its turn at the fixed rate in each round, in an order that rotates, and the figure is
+the median over the rounds. A noisy neighbour on the machine then disturbs one round of each
+server alike rather than the whole measurement of one of them. The latencies at that rate
+pool the rounds' samples.
+
+Then, per server (Homeroom and the plain floor), in this order: a closed loop of concurrent
+lifecycles (lifecycles per second at saturation); idle endpoints connected (RSS per
+endpoint); lifecycles at the fixed rate again with the idle endpoints still connected
+(latency under that load).
 """
 
 from __future__ import annotations
 
 import asyncio
 import resource
+import statistics
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -19,7 +26,7 @@ import aiohttp
 
 from bench.params import Params
 from bench.report import Report, Row, percentile
-from bench.servers import RedisProc, cpu_seconds, start_floor, start_homeroom
+from bench.servers import RedisProc, Served, cpu_seconds, start_floor, start_homeroom
 from bench.targets import BenchError, Floor, FloorPattern, Homeroom, Sample, Target
 
 PART = "signaling"
@@ -29,6 +36,7 @@ _WARMUP = 20
 @dataclass
 class Figures:
     cpu_ms: float | None = None
+    cpu_rounds: list[float] = field(default_factory=list)
     rate_done: int = 0
     join_p50: float | None = None
     join_p99: float | None = None
@@ -76,20 +84,36 @@ async def saturate(target: Target, workers: int, seconds: float, figs: Figures) 
     return done
 
 
-async def measure(target: Target, p: Params, pool: int) -> Figures:
-    figs = Figures()
+async def cpu_rounds(targets: dict[str, Target], p: Params) -> dict[str, Figures]:
+    """CPU per lifecycle and latency at the fixed rate, every target in turn, in rounds."""
+    figures = {name: Figures() for name in targets}
+    samples: dict[str, list[Sample]] = {name: [] for name in targets}
+    per_round: dict[str, list[float]] = {name: [] for name in targets}
+    for target in targets.values():
+        await offered(target, p.rate, _WARMUP / p.rate, Figures())
+    names = list(targets)
+    seconds = p.rate_seconds / p.cpu_rounds
+    for turn in range(p.cpu_rounds):
+        for name in names[turn % len(names) :] + names[: turn % len(names)]:
+            proc = targets[name].served.proc
+            cpu0 = proc.cpu()
+            got = await offered(targets[name], p.rate, seconds, figures[name])
+            if got:
+                per_round[name].append(1000 * (proc.cpu() - cpu0) / len(got))
+            samples[name] += got
+    for name, figs in figures.items():
+        done = samples[name]
+        figs.rate_done = len(done)
+        figs.cpu_rounds = per_round[name]
+        figs.cpu_ms = statistics.median(per_round[name]) if per_round[name] else None
+        figs.join_p50, figs.join_p99 = _ms(done, 50, "join"), _ms(done, 99, "join")
+        figs.total_p50, figs.total_p99 = _ms(done, 50, "total"), _ms(done, 99, "total")
+    return figures
+
+
+async def under_load(target: Target, p: Params, figs: Figures) -> None:
+    """Saturation, then idle endpoints and the fixed rate again with them connected."""
     proc = target.served.proc
-    await target.prepare(pool)
-    await offered(target, p.rate, _WARMUP / p.rate, figs)
-
-    cpu0 = proc.cpu()
-    samples = await offered(target, p.rate, p.rate_seconds, figs)
-    cpu = proc.cpu() - cpu0
-    figs.rate_done = len(samples)
-    figs.cpu_ms = 1000 * cpu / len(samples) if samples else None
-    figs.join_p50, figs.join_p99 = _ms(samples, 50, "join"), _ms(samples, 99, "join")
-    figs.total_p50, figs.total_p99 = _ms(samples, 50, "total"), _ms(samples, 99, "total")
-
     cpu0, load0, wall0 = proc.cpu(), _self_cpu(), time.monotonic()
     done = await saturate(target, p.workers, p.saturate_seconds, figs)
     wall = time.monotonic() - wall0
@@ -111,66 +135,53 @@ async def measure(target: Target, p: Params, pool: int) -> Figures:
     figs.idle_join_p50, figs.idle_join_p99 = _ms(samples, 50, "join"), _ms(samples, 99, "join")
     figs.idle_total_p99 = _ms(samples, 99, "total")
     await asyncio.gather(*(ep.close() for ep in idle), return_exceptions=True)
-    await target.close()
-    return figs
-
-
-async def cpu_only(target: Target, p: Params, pool: int) -> float | None:
-    """Server CPU per lifecycle at the offered rate, nothing else (the fan-out floor)."""
-    figs = Figures()
-    await target.prepare(pool)
-    await offered(target, p.rate, _WARMUP / p.rate, figs)
-    cpu0 = target.served.proc.cpu()
-    samples = await offered(target, p.rate, p.rate_seconds, figs)
-    cpu = target.served.proc.cpu() - cpu0
-    await target.close()
-    return 1000 * cpu / len(samples) if samples else None
 
 
 async def run(p: Params, out: Path, report: Report) -> None:
     redis = RedisProc(out / "redis-signaling")
     pool = max(16, p.workers)
-    results: dict[str, Figures] = {}
-    fanout_cpu: float | None = None
-    pattern_cpu: float | None = None
+    served: dict[str, Served] = {}
     try:
         connector = aiohttp.TCPConnector(limit=0)
         async with aiohttp.ClientSession(connector=connector) as http:
-            for name, start in (("floor", start_floor), ("Homeroom", start_homeroom)):
-                served = await start(out, redis.url, f"bench-{name.lower()}")
-                try:
-                    cls = Floor if name == "floor" else Homeroom
-                    results[name] = await measure(cls(served, http), p, pool)
-                finally:
-                    served.proc.stop()
-            served = await start_floor(out, redis.url, "bench-fanout", fanout="redis")
-            try:
-                fanout_cpu = await cpu_only(Floor(served, http), p, pool)
-            finally:
-                served.proc.stop()
-            served = await start_floor(
+            served["floor"] = await start_floor(out, redis.url, "bench-floor")
+            served["Homeroom"] = await start_homeroom(out, redis.url, "bench-homeroom")
+            served[_FANOUT] = await start_floor(out, redis.url, "bench-fanout", fanout="redis")
+            served[_PATTERN] = await start_floor(
                 out, redis.url, "bench-pattern", fanout="redis", pattern="homeroom"
             )
-            try:
-                pattern_cpu = await cpu_only(FloorPattern(served, http), p, pool)
-            finally:
-                served.proc.stop()
+            targets: dict[str, Target] = {
+                "floor": Floor(served["floor"], http),
+                "Homeroom": Homeroom(served["Homeroom"], http),
+                _FANOUT: Floor(served[_FANOUT], http),
+                _PATTERN: FloorPattern(served[_PATTERN], http),
+            }
+            for target in targets.values():
+                await target.prepare(pool)
+            results = await cpu_rounds(targets, p)
+            for name in (_FANOUT, _PATTERN):
+                await targets[name].close()
+                served.pop(name).proc.stop()
+            for name in ("floor", "Homeroom"):
+                await under_load(targets[name], p, results[name])
+                await targets[name].close()
         report.notes.append(
             f"redis-server CPU over part 1: {cpu_seconds(redis.pid):.1f} s (on the load core)"
         )
     finally:
+        for one in served.values():
+            one.proc.stop()
         redis.stop()
-    _rows(results["Homeroom"], results["floor"], fanout_cpu, pattern_cpu, p, report)
+    _rows(results, p, report)
 
 
-def _rows(
-    h: Figures,
-    f: Figures,
-    fanout_cpu: float | None,
-    pattern_cpu: float | None,
-    p: Params,
-    report: Report,
-) -> None:
+#: The floors measured for CPU alone.
+_FANOUT, _PATTERN = "floor, AsyncRedisManager", "floor, Homeroom's messages"
+
+
+def _rows(results: dict[str, Figures], p: Params, report: Report) -> None:
+    h, f = results["Homeroom"], results["floor"]
+    fanout_cpu, pattern_cpu = results[_FANOUT].cpu_ms, results[_PATTERN].cpu_ms
     rate = f"{p.rate:g}/s"
 
     def add(figure: str, unit: str, hv: float | None, fv: float | None, goal: str = "") -> None:
@@ -190,6 +201,11 @@ def _rows(
     add(f"join latency p99 at {rate}, {h.idle} idle", "ms", h.idle_join_p99, f.idle_join_p99,
         "< 100 ms")  # fmt: skip
     add(f"whole lifecycle p99 at {rate}, {h.idle} idle", "ms", h.idle_total_p99, f.idle_total_p99)
+    rounds = ", ".join(
+        f"{name} {' '.join(f'{ms:.2f}' for ms in figs.cpu_rounds)}"
+        for name, figs in results.items()
+    )
+    report.notes.append(f"CPU per lifecycle by round (ms; the figure is the median): {rounds}")
     for name, figs in (("Homeroom", h), ("floor", f)):
         report.notes.append(f"saturation, {name}: {figs.busy}")
         if figs.failures:
