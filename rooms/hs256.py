@@ -87,5 +87,5 @@ def _segment(text: str) -> bytes:
 def _json(raw: bytes) -> Any:
     try:
         return json.loads(raw)
-    except ValueError:  # UnicodeDecodeError and JSONDecodeError included
+    except (ValueError, RecursionError):  # ValueError: UnicodeDecodeError, JSONDecodeError
         raise BadToken from None

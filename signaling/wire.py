@@ -1,4 +1,5 @@
-"""Socket.IO packets as this server writes them, and delivery to this node's own connections.
+"""Socket.IO packets as this server writes them, delivery to this node's own connections, and
+how a connection's websocket ends (:class:`QuietCloseWebSocket`).
 
 Two costs of python-socketio's defaults that every event paid: each outgoing packet walked its
 whole payload looking for binary attachments (Homeroom never sends binary: every payload is a

@@ -75,6 +75,13 @@ def test_a_signed_payload_must_be_a_json_object(payload: bytes) -> None:
         hs256.verify(SECRET, _signed({"alg": "HS256", "typ": "JWT"}, payload))
 
 
+def test_a_header_nested_beyond_the_parser_is_refused() -> None:
+    deep = "[" * 100_000 + "]" * 100_000
+    signing = f"{_b64(deep.encode())}.{_b64(b'{}')}"
+    with pytest.raises(hs256.BadToken):
+        hs256.verify(SECRET, f"{signing}.{_b64(b'x' * 32)}")
+
+
 def test_every_single_character_change_is_refused() -> None:
     token = jwt.encode(CLAIMS, SECRET, algorithm="HS256")
     for i, char in enumerate(token):
