@@ -26,7 +26,11 @@ def decode(event: str, args: tuple[Any, ...]) -> p.Message:
     if len(args) > 1:
         raise InvalidMessage("send one payload object per event")
     data = args[0] if args else {}
-    if len(compact_json(data)) > p.MAX_EVENT_BYTES:
+    try:
+        size = len(compact_json(data))
+    except ValueError:  # nested deeper than any message of the protocol
+        raise InvalidMessage("payload nested too deeply") from None
+    if size > p.MAX_EVENT_BYTES:
         raise InvalidMessage(f"payload larger than {p.MAX_EVENT_BYTES} bytes")
     try:
         return model.model_validate(data)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import json
 import weakref
 from collections.abc import AsyncIterator
 from typing import Any
@@ -103,6 +104,7 @@ async def test_malformed_and_unknown_events_get_codes_and_change_nothing(node: N
         ("launch_missiles", {}),
         ("mute", {"attendee": "p-201", "extra": 1}),
         ("signal", {"to": host.endpoint, "description": {"type": "offer", "sdp": "x" * 70000}}),
+        ("lock", json.loads('{"locked": ' + "[" * 400 + "]" * 400 + "}")),
     ]
     for event, data in cases:
         reply = await host.call(event, data)
