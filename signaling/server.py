@@ -41,7 +41,8 @@ from signaling.fanout import BoundedRedisManager
 from signaling.handlers import CHANGES, Conn
 from signaling.ice import TurnConfig, ice_servers
 from signaling.views import View, admitted_endpoints, room_view, room_views
-from signaling.wire import TextPacket, quiet_close, send_local
+from signaling.websocket import use_server_websocket
+from signaling.wire import TextPacket, send_local
 
 log = structlog.get_logger("homeroom.signaling")
 
@@ -91,7 +92,7 @@ class SignalingServer:
             logger=False,
             engineio_logger=False,
         )
-        quiet_close(self.sio)
+        use_server_websocket(self.sio)
         self.local: dict[str, Conn] = {}
         #: Closes started by a timer (held here so they are not collected mid-way).
         self._closing: set[asyncio.Future[Any]] = set()

@@ -1,5 +1,4 @@
-"""Socket.IO packets as this server writes them, delivery to this node's own connections, and
-how a connection's websocket ends (:class:`QuietCloseWebSocket`).
+"""Socket.IO packets as this server writes them, and delivery to this node's own connections.
 
 Two costs of python-socketio's defaults that every event paid: each outgoing packet walked its
 whole payload looking for binary attachments (Homeroom never sends binary: every payload is a
@@ -13,7 +12,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import engineio.async_drivers.aiohttp
 import engineio.json
 import pydantic_core
 import socketio
@@ -51,26 +49,3 @@ async def send_local(sio: socketio.AsyncServer, sid: str, event: str, data: Any)
         return
     frame = TextPacket(packet.EVENT, data=[event, data], namespace="/").encode()
     await sio.eio.send(eio_sid, frame)
-
-
-class QuietCloseWebSocket(engineio.async_drivers.aiohttp.WebSocket):  # type: ignore[misc]
-    """python-engineio's aiohttp websocket, except that a client hanging up ends the read
-    loop with ``None`` (engineio's "connection closed by client") instead of an OSError.
-
-    The exception was the costly part of every hang-up: stored in the read task, its
-    traceback held the frames that held the task, so each closed connection (its request,
-    transport, socket, websocket and engineio socket, about 70 objects) became cyclic garbage
-    that only the cycle collector could free; with thousands of connections open its passes
-    stalled the event loop for hundreds of milliseconds. Without the cycle, reference counting
-    frees a connection as soon as it ends.
-    """
-
-    async def wait(self) -> str | bytes | None:
-        message = await self._sock.receive()
-        data = message.data
-        return data if isinstance(data, str | bytes) else None
-
-
-def quiet_close(sio: socketio.AsyncServer) -> None:
-    """Make ``sio`` (aiohttp mode) read websockets through :class:`QuietCloseWebSocket`."""
-    sio.eio._async = {**sio.eio._async, "websocket": QuietCloseWebSocket}

@@ -29,7 +29,7 @@ async def test_a_connection_that_hangs_up_is_freed_without_the_cycle_collector(
 ) -> None:
     """Reference counting alone must free a finished connection: left to the cycle collector,
     thousands of open connections make each of its passes stall every session on the node
-    (signaling.wire.QuietCloseWebSocket)."""
+    (signaling.websocket)."""
     state = await create(node.rooms, "individual", "c-17", "p-201")
     sio = node.server.sio
     gc.collect()
