@@ -37,7 +37,7 @@ GROUPS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("disconnect 1 s after leave (_drop_soon timer)", ("_drop_soon.<locals>.later",)),
     ("room views (room_view + model_dump)", ("SignalingServer._publish.<locals>.<listcomp>",
                                               "room_view (signaling")),
-    ("link token check (verify_link_token, PyJWT)", ("verify_link_token",)),
+    ("link token check (verify_link_token)", ("verify_link_token",)),
     ("logging (structlog, redaction, access log)", ("structlog/", "config/logging.py",
                                                     "AccessLogger.log")),
     ("pydantic validate/dump (anywhere)", ("pydantic/",)),

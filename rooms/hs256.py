@@ -2,7 +2,7 @@
 
 Every connect checks a link token, so the check is on the hot path of every join; PyJWT's
 general decoder spends about 100 microseconds on it (it supports every algorithm, header and
-option), this about a tenth of that. Tokens are still issued by PyJWT; this accepts exactly
+option), this about a quarter of that. Tokens are still issued by PyJWT; this accepts exactly
 what Homeroom issues and refuses the rest:
 
 - three base64url segments (no padding, no character outside the alphabet, and the canonical

@@ -1,8 +1,8 @@
 """Signed, expiring tokens: session links for attendees, bearer tokens for staff.
 
 Pure functions: PyJWT issues the tokens (HS256), :mod:`rooms.hs256` checks their signature
-(strictly, and at a tenth of PyJWT's cost: every join checks one); the caller passes ``now``
-so validity is deterministic.
+(strictly, at about a quarter of PyJWT's cost: every join checks one); the caller passes
+``now`` so validity is deterministic.
 A link token and a staff token carry different audiences, so neither passes for the other.
 Revocation is not in the token: callers check it against the session's state with
 :func:`check_not_revoked` (a removed attendee's link stops working at once).
