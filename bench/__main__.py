@@ -20,7 +20,7 @@ import structlog
 
 from bench import attendance, media_start, profile, signaling
 from bench.params import FULL, QUICK, Params
-from bench.report import Report, machine
+from bench.report import Report, cpu_times, machine, steal_share
 from bench.servers import PINNED, pin_self_to_load_core
 
 Part = Callable[[Params, Path, Report], Awaitable[None]]
@@ -58,11 +58,18 @@ def main(argv: list[str] | None = None) -> int:
         report.notes.append("one core: server and load generator share it (not pinned)")
     for name in args.only or list(known):
         print(f"== {name}", file=sys.stderr, flush=True)
+        before = cpu_times()
         try:
             asyncio.run(known[name](p, args.out, report))
         except Exception as exc:
             traceback.print_exc()
             report.errors.append(f"{name}: {type(exc).__name__}: {exc}")
+        stolen = steal_share(before, cpu_times())
+        if stolen is not None:
+            report.notes.append(
+                f"{name}: {100 * stolen:.1f}% of the machine's CPU time was stolen by the "
+                "hypervisor during this part (above a few per cent, figures get noisy)"
+            )
     report.save(args.out)
     info = machine()
     print(f"\nHomeroom benchmarks ({report.mode}), {info['cores']} cores, {info['cpu']}")

@@ -100,6 +100,27 @@ def machine() -> dict[str, Any]:
     }
 
 
+def cpu_times() -> tuple[int, int] | None:
+    """(steal, total) clock ticks of the whole machine so far, from /proc/stat; None where
+    there is none. Steal is time a virtual machine's CPUs were runnable but the hypervisor ran
+    something else: what makes a machine "noisy" in a way no process here can see."""
+    try:
+        fields = Path("/proc/stat").read_text().splitlines()[0].split()
+    except (OSError, IndexError):
+        return None
+    if fields[0] != "cpu" or len(fields) < 9:
+        return None
+    ticks = [int(f) for f in fields[1:9]]  # user nice system idle iowait irq softirq steal
+    return ticks[7], sum(ticks)
+
+
+def steal_share(before: tuple[int, int] | None, after: tuple[int, int] | None) -> float | None:
+    """The share of the machine's CPU time stolen between two :func:`cpu_times` readings."""
+    if before is None or after is None or after[1] <= before[1]:
+        return None
+    return (after[0] - before[0]) / (after[1] - before[1])
+
+
 def percentile(values: list[float], q: float) -> float | None:
     """Nearest-rank percentile (``q`` in 0..100) of ``values``; None when empty."""
     if not values:
