@@ -68,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
         if stolen is not None:
             report.notes.append(
                 f"{name}: {100 * stolen:.1f}% of the machine's CPU time was stolen by the "
-                "hypervisor during this part (above a few per cent, figures get noisy)"
+                "hypervisor during this part"
             )
     report.save(args.out)
     info = machine()
