@@ -152,6 +152,19 @@ async def test_admin_page_shows_the_attendance_and_downloads_the_same_csv(
     status, body = await api(served, "GET", f"/api/attendance?{around}&format=json", token)
     assert status == 200, body
     day = json.loads(body)["rows"][0]["date_of_service"]
+    # A deployment check the same day: listed as such, left out of the attendance.
+    probe = {
+        "kind": "individual",
+        "roster": [
+            {"attendee": "c-probe", "role": "clinician"},
+            {"attendee": "p-probe", "role": "patient"},
+        ],
+        "planned_minutes": 15,
+        "check": True,
+    }
+    status, body = await api(served, "POST", "/api/sessions", token, probe)
+    assert status == 201, body
+    check = json.loads(body)["session"]
 
     page = await browsers.open(f"{served.url}/admin#t={token}", "admin")
     await shows(page, "#who", "admin-1 (admin)")
@@ -168,6 +181,9 @@ async def test_admin_page_shows_the_attendance_and_downloads_the_same_csv(
     await shows(page, '[data-table="days"] tr', "p-201")
     await shows(page, '[data-table="days"] tr', "Not met")
     await shows(page, "#chain.intact", "chains intact")
+    await shows(page, '[data-table="sessions"] tr', "deployment check (not billed)")
+    assert check in await page.locator('[data-table="sessions"]').inner_text()
+    assert await page.locator(f'.session-attendance[data-session="{check}"]').count() == 0
 
     # The CSV through the page's button is the API's CSV, byte for byte.
     async with page.expect_download() as started:

@@ -38,6 +38,20 @@ async def test_admins_see_every_session_clinicians_their_own(api: Api) -> None: 
     assert later == {"sessions": []}
 
 
+async def test_a_deployment_check_says_so_and_check_must_be_a_boolean(api: Api) -> None:  # noqa: F811
+    care = await api.create()
+    check = await api.create({**COUPLES, "check": True})
+    listed = await api.call("GET", f"/api/sessions?{DAY}", 200, headers=api.staff())
+    flags = {s["session"]: s["check"] for s in listed["sessions"]}
+    assert flags == {care["session"]: False, check["session"]: True}
+    one = await api.call("GET", f"/api/sessions/{check['session']}", 200, headers=api.staff())
+    assert one["check"] is True
+    body = {**COUPLES, "check": "sometimes"}
+    refused = await api.call("POST", "/api/sessions", 400, json=body, headers=api.staff())
+    assert refused["error"] == "invalid_message"
+    assert len(await api.sessions()) == 2
+
+
 @pytest.mark.parametrize(
     ("query", "code"),
     [

@@ -56,6 +56,8 @@ class SessionSummary(BaseModel):
     capacity: int
     endpoints: int
     roster: list[RosterMember]
+    #: A deployment check (``homeroom probe``), not care: never billed.
+    check: bool
 
 
 class SessionList(BaseModel):
@@ -108,6 +110,7 @@ def summary(state: SessionState) -> SessionSummary:
         capacity=spec.capacity,
         endpoints=len(state.endpoints),
         roster=roster,
+        check=spec.check,
     )
 
 

@@ -220,7 +220,8 @@ export const ADMISSION_WORDS = {
 };
 
 export function kindText(s) {
-  return KIND_WORDS[s.kind] + (s.purpose ? " (" + PURPOSE_WORDS[s.purpose] + ")" : "");
+  const kind = KIND_WORDS[s.kind] + (s.purpose ? " (" + PURPOSE_WORDS[s.purpose] + ")" : "");
+  return s.check ? kind + ", deployment check (not billed)" : kind;
 }
 
 /** One line per roster member: id, role, and where they stand. */
