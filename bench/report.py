@@ -100,16 +100,20 @@ def machine() -> dict[str, Any]:
     }
 
 
-def cpu_times() -> tuple[int, int] | None:
-    """(steal, total) clock ticks of the whole machine so far, from /proc/stat; None where
-    there is none. Steal is time a virtual machine's CPUs were runnable but the hypervisor ran
-    something else: what makes a machine "noisy" in a way no process here can see."""
+def cpu_times(core: int | None = None) -> tuple[int, int] | None:
+    """(steal, total) clock ticks so far of the whole machine, or of one ``core``, from
+    /proc/stat; None where there is none. Steal is time a virtual machine's CPU was runnable
+    but the hypervisor ran something else: what makes a machine "noisy" in a way no process
+    here can see."""
+    name = "cpu" if core is None else f"cpu{core}"
     try:
-        fields = Path("/proc/stat").read_text().splitlines()[0].split()
-    except (OSError, IndexError):
+        lines = Path("/proc/stat").read_text().splitlines()
+    except OSError:
         return None
-    if fields[0] != "cpu" or len(fields) < 9:
+    found = [line.split() for line in lines if line.startswith(name + " ")]
+    if not found or len(found[0]) < 9:
         return None
+    fields = found[0]
     ticks = [int(f) for f in fields[1:9]]  # user nice system idle iowait irq softirq steal
     return ticks[7], sum(ticks)
 

@@ -25,8 +25,15 @@ from pathlib import Path
 import aiohttp
 
 from bench.params import Params
-from bench.report import Report, Row, percentile
-from bench.servers import RedisProc, Served, cpu_seconds, start_floor, start_homeroom
+from bench.report import Report, Row, cpu_times, percentile, steal_share
+from bench.servers import (
+    SERVER_CORE,
+    RedisProc,
+    Served,
+    cpu_seconds,
+    start_floor,
+    start_homeroom,
+)
 from bench.targets import BenchError, Floor, FloorPattern, Homeroom, Sample, Target
 
 PART = "signaling"
@@ -115,12 +122,15 @@ async def under_load(target: Target, p: Params, figs: Figures) -> None:
     """Saturation, then idle endpoints and the fixed rate again with them connected."""
     proc = target.served.proc
     cpu0, load0, wall0 = proc.cpu(), _self_cpu(), time.monotonic()
+    core0 = cpu_times(SERVER_CORE)
     done = await saturate(target, p.workers, p.saturate_seconds, figs)
     wall = time.monotonic() - wall0
+    stolen = steal_share(core0, cpu_times(SERVER_CORE))
     figs.saturation = done / wall
     figs.busy = (
-        f"server core {100 * (proc.cpu() - cpu0) / wall:.0f}% busy, "
-        f"load generator {100 * (_self_cpu() - load0) / wall:.0f}% of a core"
+        f"server core {100 * (proc.cpu() - cpu0) / wall:.0f}% busy"
+        + ("" if stolen is None else f" ({100 * stolen:.0f}% of its time stolen)")
+        + f", load generator {100 * (_self_cpu() - load0) / wall:.0f}% of a core"
     )
 
     rss0, wall0 = proc.rss(), time.monotonic()
