@@ -105,8 +105,9 @@ class SessionState(BaseModel):
         return found
 
     def peek(self, attendee: AttendeeId) -> AttendeeState:
-        """The attendee's state for reading; unlike :meth:`attendee` it never adds an entry."""
-        return self.attendees.get(attendee) or AttendeeState()
+        """The attendee's state for reading; unlike :meth:`attendee` it never adds an entry
+        (an attendee without one gets a shared, frozen empty state)."""
+        return self.attendees.get(attendee) or _NO_STATE
 
     def is_removed(self, attendee: AttendeeId) -> bool:
         found = self.attendees.get(attendee)
@@ -134,3 +135,13 @@ class SessionState(BaseModel):
 
     def endpoint_of_node(self, node: NodeId) -> list[EndpointState]:
         return [e for e in self.endpoints.values() if e.node == node]
+
+
+class _NoState(AttendeeState):
+    """What :meth:`SessionState.peek` reads for an attendee without state: frozen, since it is
+    shared (views read it for every waiting attendee, so it is not built per call)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+_NO_STATE = _NoState()

@@ -102,20 +102,16 @@ def _by_arrival(endpoint: EndpointState) -> Any:
 def _endpoint_view(state: SessionState, endpoint: EndpointState) -> dict[str, Any]:
     attendees = []
     for attendee, seat in endpoint.seats.items():
-        person = state.attendees.get(attendee)
-        muted = clinician_muted = mute_locked = unmute_requested = False
-        if person is not None:
-            muted, clinician_muted = person.muted, person.clinician_muted
-            mute_locked, unmute_requested = person.mute_locked, person.unmute_requested
+        person = state.peek(attendee)
         attendees.append(
             {
                 "attendee": attendee,
                 "role": str(state.spec.role_of(attendee)),
                 "status": str(seat.status),
-                "muted": muted,
-                "clinician_muted": clinician_muted,
-                "mute_locked": mute_locked,
-                "unmute_requested": unmute_requested,
+                "muted": person.muted,
+                "clinician_muted": person.clinician_muted,
+                "mute_locked": person.mute_locked,
+                "unmute_requested": person.unmute_requested,
                 "attached": seat.attached,
                 "attested": seat.attested,
             }
