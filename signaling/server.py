@@ -140,9 +140,7 @@ class SignalingServer:
         state, events, before = await self._apply(claims.session, change)
         conn = self._register(sid, state, endpoint, credential, resumed=False)
         conn.log.info("joined", attendee=claims.attendee, role=str(claims.role))
-        views = room_views(state)
-        await self._greet(conn, views[endpoint])
-        await self._publish(state, events, before, skip=endpoint, views=views)
+        await self._greet(conn, state, events, before)
         return conn
 
     async def _resume(self, sid: str, credential: str) -> Conn:
@@ -163,9 +161,7 @@ class SignalingServer:
             await self._drop(old)
         conn = self._register(sid, state, endpoint, fresh, resumed=True)
         conn.log.info("resumed")
-        views = room_views(state)
-        await self._greet(conn, views[endpoint])
-        await self._publish(state, events, before, skip=endpoint, views=views)
+        await self._greet(conn, state, events, before)
         return conn
 
     def _register(
@@ -191,12 +187,17 @@ class SignalingServer:
         self.local[sid] = conn
         return conn
 
-    async def _greet(self, conn: Conn, view: View) -> None:
-        """Push ``welcome`` and the first ``room`` view to a connection being accepted: they
-        reach the client before socket.io's connect acknowledgement (clients buffer events
-        until then), so a page needs no ``hello`` round trip to start."""
+    async def _greet(
+        self, conn: Conn, state: SessionState, events: list[LedgerEvent], before: Before
+    ) -> None:
+        """Push ``welcome`` and the first ``room`` view to a connection being accepted, then
+        the change its arrival made to everyone else. The first two reach the client before
+        socket.io's connect acknowledgement (clients buffer events until then), so a page needs
+        no ``hello`` round trip to start."""
+        views = room_views(state)
         await send_local(self.sio, conn.sid, "welcome", conn.welcome.model_dump())
-        await send_local(self.sio, conn.sid, "room", view)
+        await send_local(self.sio, conn.sid, "room", views[conn.endpoint])
+        await self._publish(state, events, before, skip=conn.endpoint, views=views)
 
     async def _disconnect(self, sid: str, *_: Any) -> None:
         conn = self.local.pop(sid, None)
