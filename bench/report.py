@@ -119,7 +119,7 @@ def cpu_times(core: int | None = None) -> tuple[int, int] | None:
 
 
 def steal_share(before: tuple[int, int] | None, after: tuple[int, int] | None) -> float | None:
-    """The share of the machine's CPU time stolen between two :func:`cpu_times` readings."""
+    """The share of CPU time stolen between two :func:`cpu_times` readings (of one core or all)."""
     if before is None or after is None or after[1] <= before[1]:
         return None
     return (after[0] - before[0]) / (after[1] - before[1])
