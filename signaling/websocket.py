@@ -1,27 +1,155 @@
-"""The websocket under each connection: python-engineio's aiohttp driver, ending quietly.
+"""The websocket under each connection: Engine.IO packets in and out without tasks or timers.
 
-engineio's driver raises an OSError when the client closes; stored in the read task, its
-traceback held the frames that held the task, so every closed connection (its request,
-transport, socket, websocket and engineio socket, about 70 objects) became cyclic garbage that
-only the cycle collector could free. With thousands of connections open, its passes stalled
-the event loop for hundreds of milliseconds. Returning ``None`` instead (engineio's own "closed
-by client") leaves no cycle: reference counting frees a connection as soon as it ends.
+python-engineio's websocket loop spends two tasks and two timers on every packet: each read
+runs in a task of its own under ``asyncio.wait_for`` (the idle timeout), and each write goes
+through a queue that a writer task polls, again under ``wait_for``. Signaling is many small
+packets, so that machinery cost more than the packets. Here a connection is served by one
+loop in the request's own task:
+
+- **reading**: ``receive`` directly, under one ``asyncio.timeout`` pushed forward on every
+  packet (a silent client is dropped after ``ping_interval + ping_timeout``, as before);
+  python-socketio still handles each event in a task of its own;
+- **writing**: the socket's queue is replaced by an :class:`Outbox` that frames each packet
+  and writes it to the transport at once, in order. A client that stops reading is cut off
+  once :data:`MAX_BUFFERED` bytes wait for it, instead of holding up whoever sends to it.
+
+Packets are handled by python-engineio's socket as before (``receive``: pings, messages,
+close), and the connection ends through its ``close`` as before. Frames are never compressed
+(the server does not offer permessage-deflate): signaling packets are small, and each would
+cost a pass through zlib on both ends to save a few hundred bytes.
+
+A client that hangs up ends the loop quietly: no exception is left in a task whose traceback
+would hold the connection (request, transport, websocket, engineio socket) in a reference
+cycle until the cycle collector ran.
 """
 
 from __future__ import annotations
 
+import asyncio
+import struct
+from typing import Any
+
 import engineio.async_drivers.aiohttp
 import socketio
+import structlog
+from aiohttp import WSMsgType, web
+from engineio import exceptions, packet
+
+log = structlog.get_logger("homeroom.signaling")
+
+#: Bytes that may wait in a connection's send buffer before the client counts as gone.
+MAX_BUFFERED = 1 << 20
+
+_TEXT, _BINARY = 0x81, 0x82  # FIN + opcode (RFC 6455 section 5.2); servers never mask
+_LEN16, _LEN64 = struct.Struct("!BBH"), struct.Struct("!BBQ")
+
+
+def frame(payload: bytes, first: int = _TEXT) -> bytes:
+    """One unmasked websocket frame carrying ``payload`` whole."""
+    n = len(payload)
+    if n < 126:
+        return bytes((first, n)) + payload
+    if n < 1 << 16:
+        return _LEN16.pack(first, 126, n) + payload
+    return _LEN64.pack(first, 127, n) + payload
+
+
+class Outbox:
+    """Stands in for an Engine.IO socket's packet queue once its websocket is open: a packet
+    put is framed and written to the transport at once (see the module doc)."""
+
+    def __init__(self, transport: asyncio.Transport) -> None:
+        self._transport = transport
+        self.closed = False
+
+    async def put(self, pkt: packet.Packet | None) -> None:
+        self.put_nowait(pkt)
+
+    def put_nowait(self, pkt: packet.Packet | None) -> None:
+        if pkt is None or self.closed:
+            return  # None: engineio's "stop writing"; the loop below ends by itself
+        transport = self._transport
+        if transport.is_closing():
+            self.closed = True
+            return
+        data = pkt.encode()
+        if isinstance(data, str):
+            transport.write(frame(data.encode()))
+        else:
+            transport.write(frame(data, _BINARY))
+        if transport.get_write_buffer_size() > MAX_BUFFERED:
+            log.info("slow_client_dropped", buffered=transport.get_write_buffer_size())
+            self.closed = True
+            transport.abort()
+
+    async def join(self) -> None:
+        """Everything put has been written (engineio waits for this when closing)."""
+
+    def task_done(self) -> None:
+        """Nothing to account for: packets are written when put."""
 
 
 class ServerWebSocket(engineio.async_drivers.aiohttp.WebSocket):  # type: ignore[misc]
-    """engineio's aiohttp websocket whose read loop ends with ``None`` when the client hangs
-    up, not with an OSError (module doc)."""
+    """python-engineio's aiohttp websocket, served by the loop of the module doc."""
 
-    async def wait(self) -> str | bytes | None:
-        message = await self._sock.receive()
-        data = message.data
-        return data if isinstance(data, str | bytes) else None
+    async def __call__(self, environ: dict[str, Any]) -> web.WebSocketResponse:
+        request: web.Request = environ["aiohttp.request"]
+        ws = web.WebSocketResponse(max_msg_size=self.server.max_http_buffer_size, compress=False)
+        await ws.prepare(request)
+        self._sock, self.environ = ws, environ
+        # The engineio socket whose websocket handler this would have run.
+        socket = self.handler.__self__
+        if socket.connected or request.transport is None:
+            # An upgrade from long-polling (Homeroom offers websockets only): engineio's loop.
+            await self.handler(self)
+        else:
+            await _serve(socket, ws, request.transport)
+        return ws
+
+
+async def _serve(socket: Any, ws: web.WebSocketResponse, transport: asyncio.Transport) -> None:
+    socket.connected = socket.upgraded = True
+    outbox = Outbox(transport)
+    pending, socket.queue = socket.queue, outbox
+    while not pending.empty():  # the OPEN packet, queued before the upgrade
+        outbox.put_nowait(pending.get_nowait())
+    try:
+        await _read(socket, ws)
+    except asyncio.CancelledError:
+        # The server is stopping: the connection still ends as a disconnect, as it would
+        # have under python-engineio's own loop.
+        await _end(socket, ws, outbox)
+        raise
+    await _end(socket, ws, outbox)
+
+
+async def _read(socket: Any, ws: web.WebSocketResponse) -> None:
+    """Hand each packet to the engineio socket until the client goes (module doc)."""
+    limit = socket.server.ping_interval + socket.server.ping_timeout
+    loop = asyncio.get_running_loop()
+    try:
+        async with asyncio.timeout(limit) as deadline:
+            while True:
+                message = await ws.receive()
+                if message.type is not WSMsgType.TEXT and message.type is not WSMsgType.BINARY:
+                    return  # closed by the client, or broken
+                deadline.reschedule(loop.time() + limit)
+                try:
+                    await socket.receive(packet.Packet(encoded_packet=message.data))
+                except exceptions.SocketIsClosedError:
+                    return
+                except exceptions.UnknownPacketError:
+                    continue
+                except Exception:
+                    log.exception("packet_failed")
+    except TimeoutError:
+        return  # silent for longer than a ping cycle: gone
+
+
+async def _end(socket: Any, ws: web.WebSocketResponse, outbox: Outbox) -> None:
+    outbox.closed = True
+    await ws.close()
+    await socket.close(wait=False, abort=True, reason=socket.server.reason.TRANSPORT_CLOSE)
 
 
 def use_server_websocket(sio: socketio.AsyncServer) -> None:
