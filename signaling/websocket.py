@@ -66,13 +66,17 @@ class Outbox:
         self.put_nowait(pkt)
 
     def put_nowait(self, pkt: packet.Packet | None) -> None:
-        if pkt is None or self.closed:
-            return  # None: engineio's "stop writing"; the loop below ends by itself
+        if pkt is not None:  # None: engineio's "stop writing"; the loop ends by itself
+            self.write(pkt.encode())
+
+    def write(self, data: str | bytes) -> None:
+        """Write one encoded Engine.IO packet (text, or binary) as one frame."""
+        if self.closed:
+            return
         transport = self._transport
         if transport.is_closing():
             self.closed = True
             return
-        data = pkt.encode()
         if isinstance(data, str):
             transport.write(frame(data.encode()))
         else:

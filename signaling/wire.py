@@ -17,6 +17,11 @@ import pydantic_core
 import socketio
 from socketio import packet
 
+from signaling.websocket import Outbox
+
+#: Packet type prefixes: a socket.io EVENT, inside an Engine.IO MESSAGE.
+_EVENT, _MESSAGE = str(packet.EVENT), "4"
+
 
 class _Json:
     """The JSON module the packets use: python-engineio's decoding, pydantic-core's encoding."""
@@ -42,10 +47,15 @@ class TextPacket(packet.Packet):  # type: ignore[misc]  # python-socketio is unt
 
 
 async def send_local(sio: socketio.AsyncServer, sid: str, event: str, data: Any) -> None:
-    """Send ``event`` to a connection of this node, in order with its other packets (one
-    Engine.IO queue per connection). A connection that is already gone is skipped."""
+    """Send ``event`` to a connection of this node, in order with its other packets. A
+    connection that is already gone is skipped. An open websocket's packet is written
+    straight to its :class:`~signaling.websocket.Outbox`."""
     eio_sid = sio.manager.eio_sid_from_sid(sid, "/")
     if eio_sid is None:
         return
-    frame = TextPacket(packet.EVENT, data=[event, data], namespace="/").encode()
-    await sio.eio.send(eio_sid, frame)
+    text = _EVENT + compact_json([event, data])  # as TextPacket encodes it on "/"
+    outbox = getattr(sio.eio.sockets.get(eio_sid), "queue", None)
+    if isinstance(outbox, Outbox):
+        outbox.write(_MESSAGE + text)
+    else:
+        await sio.eio.send(eio_sid, text)

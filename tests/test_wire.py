@@ -8,6 +8,7 @@ from typing import Any
 
 from socketio import packet
 
+from signaling import wire
 from signaling.wire import TextPacket, compact_json
 
 
@@ -41,3 +42,11 @@ def test_a_packet_is_the_event_name_and_payload_as_compact_json() -> None:
     data = {"version": 3, "you": "e-1", "note": "é"}
     encoded = TextPacket(packet.EVENT, data=["room", data], namespace="/").encode()
     assert encoded == "2" + json.dumps(["room", data], separators=(",", ":"))
+
+
+def test_the_direct_path_to_a_websocket_writes_the_packet_socketio_would() -> None:
+    rng = random.Random(11)
+    for _ in range(300):
+        data = {"k": _value(rng)}
+        pkt = TextPacket(packet.EVENT, data=["room", data], namespace="/")
+        assert wire._EVENT + compact_json(["room", data]) == pkt.encode()
