@@ -107,22 +107,22 @@ def emit(
     """
     state.seq += 1
     prev = state.ledger_head
-    event = LedgerEvent(
-        seq=state.seq,
-        at=ctx.now,
-        session=state.spec.id,
-        kind=kind,
-        attendee=attendee,
-        endpoint=endpoint,
-        node=ctx.node,
-        actor=actor,
-        data=data,
-        prev=prev,
-    )
-    # Hashed from the validated event, so the digest covers exactly what is stored.
-    digest = event_hash(event, prev)
+    fields: dict[str, object] = {
+        "seq": state.seq,
+        "at": ctx.now,
+        "session": state.spec.id,
+        "kind": kind,
+        "attendee": attendee,
+        "endpoint": endpoint,
+        "node": ctx.node,
+        "actor": actor,
+        "data": data,
+    }
+    # Hashed from the typed arguments, which validation keeps as they are (the audit's
+    # verification, rooms.audit, recomputes every hash from the stored event).
+    digest = chain_hash(prev, {**fields, "at": utc_stamp(ctx.now)})
     state.ledger_head = digest
-    return event.model_copy(update={"hash": digest})
+    return LedgerEvent(**fields, prev=prev, hash=digest)
 
 
 #: The fields an event's hash covers: all but ``prev`` and ``hash`` themselves.
