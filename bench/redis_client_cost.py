@@ -6,9 +6,12 @@ small script reading one hash field), against a private redis-server, through:
 - *old*: the client the store was built on before (a BlockingConnectionPool with a socket
   timeout, so each send runs under ``asyncio.wait_for`` and each read under a timeout, and
   each command waits on the pool's condition), each command wrapped as the store did;
-- *store*: ``RedisStore.from_url`` and the path every store command takes (``_call``: a
-  semaphore and one ``asyncio.timeout`` per command, no socket timeout);
-- *bare*: a client with no timeouts and no wrapper at all, the floor.
+- *client*: ``RedisStore.from_url`` and the path every store command takes (``_call``: a
+  semaphore and one ``asyncio.timeout`` per command, no socket timeout), the EVALSHA through
+  redis-py's registered script, as the compare-and-set went before;
+- *store*: the same, with the EVALSHA through ``rooms.store.script.Script``, as the
+  compare-and-set goes now (its own connections, one pre-packed command);
+- *bare*: a client with no timeouts and no wrapper at all.
 
 Figures are CPU time of this process (``time.process_time``, so Redis's own work is not
 counted) per command, the best of R interleaved rounds, and wall time beside it.
@@ -34,6 +37,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from bench.servers import PINNED, SERVER_CORE, RedisProc
 from rooms.errors import StoreUnavailable
 from rooms.store.redis import MAX_CONNECTIONS, RedisStore
+from rooms.store.script import Script
 
 SCRIPT = "return redis.call('HGET', KEYS[1], ARGV[1])"
 KEY = "bench-cost:s:one"
@@ -77,13 +81,23 @@ def old_pair(client: Redis) -> Pair:
     return pair
 
 
-def store_pair(store: RedisStore) -> Pair:
+def client_pair(store: RedisStore) -> Pair:
     script = store._redis.register_script(SCRIPT)
     call, hget = store._call, store._redis.hget
 
     async def pair() -> None:
         await call(hget, KEY, "doc")
         await call(script, keys=[KEY], args=["doc"])
+
+    return pair
+
+
+def store_pair(store: RedisStore, script: Script) -> Pair:
+    call, hget = store._call, store._redis.hget
+
+    async def pair() -> None:
+        await call(hget, KEY, "doc")
+        await call(script, [KEY], ["doc"])
 
     return pair
 
@@ -110,12 +124,14 @@ async def timed(pair: Pair, n: int) -> tuple[float, float]:
 async def measure(url: str, n: int, rounds: int) -> dict[str, tuple[float, float]]:
     old = old_client(url)
     store = RedisStore.from_url(url, prefix="bench-cost")
+    script = Script(store._redis.connection_pool, SCRIPT)
     bare = Redis.from_url(url, decode_responses=True, socket_timeout=None)
     try:
         await bare.hset(KEY, "doc", DOC)
         pairs: dict[str, Pair] = {
             "old": old_pair(old),
-            "store": store_pair(store),
+            "client": client_pair(store),
+            "store": store_pair(store, script),
             "bare": bare_pair(bare),
         }
         for pair in pairs.values():  # connect, load the script, warm up
@@ -132,6 +148,7 @@ async def measure(url: str, n: int, rounds: int) -> dict[str, tuple[float, float
         await bare.delete(KEY)
         for client in (old, bare):
             await client.aclose()
+        await script.close()
         await store.close()
 
 

@@ -21,6 +21,7 @@ from signaling.ice import TurnConfig
 from signaling.protocol import SERVER_EVENTS
 from signaling.server import SignalingConfig, SignalingServer
 from tests.redis_server import free_port
+from web.app import AccessLogger
 
 SECRET = "test-secret-" + "x" * 32
 GRACE = timedelta(seconds=30)
@@ -48,7 +49,8 @@ class Node:
         self._runner: web.AppRunner | None = None
 
     async def start(self) -> Node:
-        app = web.Application()
+        # The access log as `homeroom serve` keeps it (aiohttp's own would log addresses).
+        app = web.Application(handler_args={"access_log_class": AccessLogger})
         self.server.attach(app)
         self.server.start()
         self._runner = web.AppRunner(app)

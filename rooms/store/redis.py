@@ -26,6 +26,7 @@ from rooms.ledger import LedgerEvent, Scalar
 from rooms.session import SessionSpec, SessionStatus
 from rooms.state import SessionState
 from rooms.store.base import Mutation, SessionStore, utc
+from rooms.store.script import Script
 
 #: Connections one process keeps to Redis at most.
 MAX_CONNECTIONS = 64
@@ -89,7 +90,8 @@ class RedisStore(SessionStore):
         self._timeout = timeout
         # One connection per command in flight, so this bounds the connections too.
         self._slots = asyncio.Semaphore(MAX_CONNECTIONS)
-        self._cas = client.register_script(_CAS_LUA)
+        # The hot path: every change is one call of this script (rooms.store.script).
+        self._cas = Script(client.connection_pool, _CAS_LUA)
         self._forget = client.register_script(_FORGET_LUA)
         self._append_admin = client.register_script(_ADMIN_LUA)
         # Appenders in this process queue here; other processes' are caught by the script.
@@ -262,6 +264,7 @@ class RedisStore(SessionStore):
         await self._call(self._redis.ping)
 
     async def close(self) -> None:
+        await self._cas.close()
         await self._redis.aclose()
 
     async def _transact(
@@ -315,7 +318,7 @@ class RedisStore(SessionStore):
         keys.extend(self._node_key(n) for n in sorted({e.node for e in state.endpoints.values()}))
         args = [expected, str(state.version), doc, token, ttl, score, sid, spec]
         args.extend(e.model_dump_json() for e in events)
-        reply: list[Any] = await self._call(self._cas, keys=keys, args=args)
+        reply: list[Any] = await self._call(self._cas, keys, args)
         return reply
 
     async def _read(self, sid: SessionId) -> str:
