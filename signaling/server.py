@@ -42,7 +42,7 @@ from signaling.handlers import CHANGES, Conn
 from signaling.ice import TurnConfig, ice_servers
 from signaling.views import View, admitted_endpoints, room_view, room_views
 from signaling.websocket import use_server_websocket
-from signaling.wire import TextPacket, send_local
+from signaling.wire import Server, TextPacket, send_local
 
 log = structlog.get_logger("homeroom.signaling")
 
@@ -80,7 +80,7 @@ class SignalingServer:
             if config.redis_url
             else None
         )
-        self.sio = socketio.AsyncServer(
+        self.sio = Server(
             async_mode="aiohttp",
             client_manager=manager,
             serializer=TextPacket,

@@ -46,6 +46,21 @@ class TextPacket(packet.Packet):  # type: ignore[misc]  # python-socketio is unt
     json = _Json
 
 
+class Server(socketio.AsyncServer):  # type: ignore[misc]  # python-socketio is untyped
+    """python-socketio's server whose packets to an open websocket of this node (connect and
+    event acknowledgements, emits) are written straight to its
+    :class:`~signaling.websocket.Outbox` instead of through engineio's send chain."""
+
+    async def _send_packet(self, eio_sid: str, pkt: packet.Packet) -> None:
+        encoded = pkt.encode()
+        if type(encoded) is str:
+            outbox = getattr(self.eio.sockets.get(eio_sid), "queue", None)
+            if isinstance(outbox, Outbox):
+                outbox.write(_MESSAGE + encoded)
+                return
+        await super()._send_packet(eio_sid, pkt)
+
+
 async def send_local(sio: socketio.AsyncServer, sid: str, event: str, data: Any) -> None:
     """Send ``event`` to a connection of this node, in order with its other packets. A
     connection that is already gone is skipped. An open websocket's packet is written

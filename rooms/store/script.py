@@ -37,11 +37,8 @@ _BROKEN = (RedisConnectionError, RedisTimeoutError, OSError)
 
 def pack(*args: str | bytes | int) -> bytes:
     """A command in RESP: an array of bulk strings (text as UTF-8)."""
-    out = [b"*%d\r\n" % len(args)]
-    for arg in args:
-        data = arg if isinstance(arg, bytes) else str(arg).encode()
-        out += (b"$%d\r\n" % len(data), data, b"\r\n")
-    return b"".join(out)
+    parts = [arg if type(arg) is bytes else str(arg).encode() for arg in args]
+    return b"*%d\r\n" % len(parts) + b"".join([b"$%d\r\n%s\r\n" % (len(p), p) for p in parts])
 
 
 class Script:
