@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from typing import Any
 
-from rooms.ids import EndpointId
+from rooms.ids import EndpointId, SessionId
 from rooms.ledger import EventKind, LedgerEvent
 from rooms.state import SessionState
 from signaling.views import View, room_views
@@ -12,18 +13,47 @@ from signaling.views import View, room_views
 _BYE_FOR: dict[EventKind, str] = {EventKind.REMOVED: "removed", EventKind.DENIED: "denied"}
 
 
+class RecentViews:
+    """Every endpoint's view of the last state of each session this node built views of.
+
+    A state's version names its content (the store commits one document per version), so
+    the views pushed after a change are the views the next change starts from: kept here,
+    they are not built twice. At most ``size`` sessions, the least recently used dropped.
+    """
+
+    def __init__(self, size: int = 1024) -> None:
+        self._size = size
+        self._by_session: OrderedDict[SessionId, tuple[int, dict[EndpointId, View]]] = OrderedDict()
+
+    def of(self, state: SessionState) -> dict[EndpointId, View]:
+        """The views of ``state`` (built from it, or kept from its version). Views are never
+        changed once built: callers only read and send them."""
+        session = state.spec.id
+        found = self._by_session.get(session)
+        if found is not None and found[0] == state.version:
+            self._by_session.move_to_end(session)
+            return found[1]
+        views = room_views(state)
+        self._by_session[session] = (state.version, views)
+        self._by_session.move_to_end(session)
+        if len(self._by_session) > self._size:
+            self._by_session.popitem(last=False)
+        return views
+
+
 class Before:
     """What endpoints looked like before a change: their connections (to say goodbye to those
     the change closes) and their views (to push only the views the change altered)."""
 
-    def __init__(self) -> None:
+    def __init__(self, recent: RecentViews | None = None) -> None:
         self.connections: dict[EndpointId, str | None] = {}
         self._views: dict[EndpointId, View] = {}
+        self._recent = recent
 
     def note(self, state: SessionState) -> None:
         # A change may run again after a lost race: keep only the last run's picture.
         self.connections = {e.id: e.connection for e in state.endpoints.values()}
-        self._views = room_views(state)
+        self._views = self._recent.of(state) if self._recent else room_views(state)
 
     def saw(self, endpoint: EndpointId, view: View) -> bool:
         """Whether ``endpoint`` already had this view (the version aside)."""

@@ -36,11 +36,11 @@ from rooms.state import SessionState
 from rooms.tokens import check_not_revoked, verify_link_token
 from signaling import protocol as p
 from signaling.decoding import decode, describe, known
-from signaling.delivery import Before, closed_by
+from signaling.delivery import Before, RecentViews, closed_by
 from signaling.fanout import BoundedRedisManager
 from signaling.handlers import CHANGES, Conn
 from signaling.ice import TurnConfig, ice_servers
-from signaling.views import View, admitted_endpoints, room_view, room_views
+from signaling.views import View, admitted_endpoints, room_view
 from signaling.websocket import use_server_websocket
 from signaling.wire import Server, TextPacket, send_local
 
@@ -94,6 +94,8 @@ class SignalingServer:
         )
         use_server_websocket(self.sio)
         self.local: dict[str, Conn] = {}
+        #: The views last built per session, by version (the next change starts from them).
+        self._views = RecentViews()
         #: Closes started by a timer (held here so they are not collected mid-way).
         self._closing: set[asyncio.Future[Any]] = set()
         self.sio.on("connect", self._connect)
@@ -194,7 +196,7 @@ class SignalingServer:
         the change its arrival made to everyone else. The first two reach the client before
         socket.io's connect acknowledgement (clients buffer events until then), so a page needs
         no ``hello`` round trip to start."""
-        views = room_views(state)
+        views = self._views.of(state)
         await send_local(self.sio, conn.sid, "welcome", conn.welcome.model_dump())
         await send_local(self.sio, conn.sid, "room", views[conn.endpoint])
         await self._publish(state, events, before, skip=conn.endpoint, views=views)
@@ -288,7 +290,7 @@ class SignalingServer:
         self, session: SessionId, change: Change
     ) -> tuple[SessionState, list[LedgerEvent], Before]:
         """Run a change, noting what each endpoint saw and where it was connected before it."""
-        before = Before()
+        before = Before(self._views)
 
         def noting(state: SessionState, ctx: Ctx) -> list[LedgerEvent]:
             before.note(state)
@@ -310,7 +312,7 @@ class SignalingServer:
         change closed (``views``: the views of ``state``, when the caller has them already).
         One message at a time: a burst of publishes would exhaust the pool."""
         if views is None:
-            views = room_views(state)
+            views = self._views.of(state)
         for endpoint in state.endpoints.values():
             if endpoint.id == skip or not endpoint.connected:
                 continue

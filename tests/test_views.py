@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from rooms import controls, membership
-from rooms.ids import AttendeeId, EndpointId
+from rooms.ids import AttendeeId, EndpointId, SessionId
 from rooms.kinds import SessionKind
 from rooms.state import SessionState
+from signaling.delivery import Before, RecentViews
 from signaling.protocol import AttendeeView, Room
 from signaling.views import admitted_endpoints, room_view, room_views
 from tests.factories import C, ctx, make_state
@@ -55,3 +56,37 @@ def test_views_carry_pseudonymous_ids_only() -> None:
             for person in endpoint["attendees"]:
                 assert person["attendee"].startswith(("c-", "p-"))
                 assert set(person) == set(AttendeeView.model_fields)  # nothing more travels
+
+
+def test_views_of_a_version_are_built_once_and_a_new_version_gets_its_own() -> None:
+    recent = RecentViews(size=2)
+    state = group_of_five()
+    first = recent.of(state)
+    assert first == room_views(state)
+    assert recent.of(state.model_copy(deep=True)) is first  # the same version: kept
+    controls.mute(state, ctx(7), actor=C, target=AttendeeId("p-201"))
+    state.version += 1  # as the store does when it commits the change
+    second = recent.of(state)
+    assert second is not first and second == room_views(state)
+    # A bounded number of sessions: the least recently used goes first.
+    for i in range(2):
+        other = make_state(SessionKind.GROUP, patients=1)
+        other.spec = other.spec.model_copy(update={"id": SessionId(f"s-other-{i}")})
+        recent.of(other)
+        assert recent.of(other) is recent.of(other)
+    assert recent.of(state) is not second and recent.of(state) == second
+
+
+def test_a_change_pushes_only_the_views_it_altered_when_its_views_are_kept() -> None:
+    """Before.note reads the kept views of the version it starts from."""
+    recent = RecentViews()
+    state = group_of_five()
+    recent.of(state)
+    before = Before(recent)
+    before.note(state)
+    controls.mute(state, ctx(7), actor=C, target=AttendeeId("p-201"))
+    state.version += 1
+    after = recent.of(state)
+    altered = {e for e, view in after.items() if not before.saw(e, view)}
+    # Everyone in the call sees the mute; the waiting patient sees only themselves.
+    assert altered == {EndpointId(e) for e in ("e-c", "e-p-201", "e-p-202", "e-p-203")}
