@@ -24,7 +24,8 @@ class Conn:
     session: SessionId
     endpoint: EndpointId
     attendees: list[AttendeeId]
-    welcome: p.Welcome
+    #: What ``welcome`` said to it (the wire object of ``p.Welcome``).
+    welcome: dict[str, Any]
     log: Any = None
     #: True once the endpoint left on purpose, so its socket's close records nothing more.
     gone: bool = False

@@ -171,19 +171,21 @@ class SignalingServer:
     ) -> Conn:
         seats = list(state.endpoints[endpoint].seats)
         spec = state.spec
-        welcome = p.Welcome(
-            session=spec.id,
-            kind=str(spec.kind),
-            endpoint=endpoint,
-            attendees=[str(a) for a in seats],
-            role=str(spec.role_of(seats[0])),
-            resume=f"{spec.id}.{endpoint}.{credential}",
-            resumed=resumed,
-            ice_servers=ice_servers(
+        # The wire object of p.Welcome (its definition; tests validate what clients get).
+        welcome = {
+            "v": p.PROTOCOL_VERSION,
+            "session": spec.id,
+            "kind": str(spec.kind),
+            "endpoint": endpoint,
+            "attendees": [str(a) for a in seats],
+            "role": str(spec.role_of(seats[0])),
+            "resume": f"{spec.id}.{endpoint}.{credential}",
+            "resumed": resumed,
+            "ice_servers": ice_servers(
                 self.config.ice_servers, self.config.turn, endpoint, self.rooms.clock()
             ),
-            target=negotiation_target(spec.kind),
-        )
+            "target": negotiation_target(spec.kind),
+        }
         bound = log.bind(session=spec.id, endpoint=endpoint, node=self.rooms.node)
         conn = Conn(sid, spec.id, endpoint, seats, welcome, bound)
         self.local[sid] = conn
@@ -197,7 +199,7 @@ class SignalingServer:
         socket.io's connect acknowledgement (clients buffer events until then), so a page needs
         no ``hello`` round trip to start."""
         views = self._views.of(state)
-        await send_local(self.sio, conn.sid, "welcome", conn.welcome.model_dump())
+        await send_local(self.sio, conn.sid, "welcome", conn.welcome)
         await send_local(self.sio, conn.sid, "room", views[conn.endpoint])
         await self._publish(state, events, before, skip=conn.endpoint, views=views)
 
@@ -235,7 +237,7 @@ class SignalingServer:
         if event == "hello":
             state = await self.rooms.get_session(conn.session)
             view = room_view(state, conn.endpoint)
-            return p.ok(welcome=conn.welcome.model_dump(), room=view)
+            return p.ok(welcome=conn.welcome, room=view)
         if event == "signal":
             assert isinstance(msg, p.Signal)
             async with conn.relaying:

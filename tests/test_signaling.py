@@ -14,6 +14,7 @@ import pytest
 from rooms.ledger import EventKind
 from rooms.state import SessionState
 from rooms.store import SessionStore
+from signaling.protocol import Room, Welcome
 from tests.signaling_harness import Client, Node, connect_error, create, link, until
 
 
@@ -112,7 +113,10 @@ async def test_malformed_and_unknown_events_get_codes_and_change_nothing(node: N
     # Out of order: admitting someone who is not waiting.
     assert (await host.call("admit", {"attendee": "p-201"}))["error"] == "invalid_transition"
     assert await node.rooms.events(state.spec.id) == before
-    assert (await host.call("hello"))["ok"] is True  # the connection still serves
+    hello = await host.call("hello")  # the connection still serves
+    assert hello["welcome"] == host.welcome and hello["room"] == host.room
+    Welcome.model_validate(hello["welcome"])
+    Room.model_validate(hello["room"])
     await host.close()
 
 
