@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
@@ -29,9 +28,6 @@ class Conn:
     log: Any = None
     #: True once the endpoint left on purpose, so its socket's close records nothing more.
     gone: bool = False
-    #: Signals of one connection are relayed in the order they arrived (socket.io runs each
-    #: event in a task of its own; an asyncio.Lock wakes its waiters first come, first served).
-    relaying: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     @property
     def actor(self) -> AttendeeId:

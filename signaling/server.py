@@ -89,6 +89,10 @@ class SignalingServer:
             max_http_buffer_size=4 * p.MAX_EVENT_BYTES,
             ping_interval=10,
             ping_timeout=10,
+            # A connection's events are handled one after the other in its read loop, in the
+            # order they came (not each in a task of its own). Store calls end within their
+            # timeout (5 s), well inside the ping timeout, so pongs are still read in time.
+            async_handlers=False,
             logger=False,
             engineio_logger=False,
         )
@@ -240,8 +244,7 @@ class SignalingServer:
             return p.ok(welcome=conn.welcome, room=view)
         if event == "signal":
             assert isinstance(msg, p.Signal)
-            async with conn.relaying:
-                await self._relay(conn, msg)
+            await self._relay(conn, msg)  # in order: a connection's events run one at a time
             return p.ok()
         if event == "attach":
             assert isinstance(msg, p.Attach)
