@@ -7,8 +7,9 @@ packets, so that machinery cost more than the packets. Here a connection is serv
 loop in the request's own task:
 
 - **reading**: ``receive`` directly, under one ``asyncio.timeout`` pushed forward on every
-  packet (a silent client is dropped after ``ping_interval + ping_timeout``, as before);
-  python-socketio still handles each event in a task of its own;
+  packet (a silent client is dropped after ``ping_interval + ping_timeout``, as before), each
+  packet handed to engineio's socket here (with python-socketio's ``async_handlers`` off, as
+  the signaling server runs it, each event's handler runs here too, one after another);
 - **writing**: the socket's queue is replaced by an :class:`Outbox` that frames each packet
   and writes it to the transport at once, in order. A client that stops reading is cut off
   once :data:`MAX_BUFFERED` bytes wait for it, instead of holding up whoever sends to it.
