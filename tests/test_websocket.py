@@ -228,3 +228,14 @@ async def test_connections_end_as_disconnects_when_the_server_stops() -> None:
     await server.stop()
     assert server.gone == [sid]
     await client.disconnect()
+
+
+async def test_a_client_that_answers_pings_stays_connected_for_many_ping_cycles(
+    bare: Bare,
+) -> None:
+    client = socketio.AsyncClient(reconnection=False)
+    await client.connect(bare.url, transports=["websocket"], wait_timeout=5)
+    await asyncio.sleep(3 * (PING_INTERVAL + PING_TIMEOUT))  # it sends nothing but pongs
+    assert not bare.gone
+    assert await client.call("echo", "still here", timeout=5) == "still here"
+    await client.disconnect()
