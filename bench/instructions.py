@@ -28,7 +28,7 @@ from pathlib import Path
 import aiohttp
 
 from bench import servers
-from bench.servers import REPO, SECRET, Proc, RedisProc, Served, free_port
+from bench.servers import REPO, Proc, RedisProc, Served, free_port
 from bench.targets import Floor, FloorPattern, Homeroom, Target
 
 _HOMEROOM = "import sys; from web.cli import main; sys.argv = ['homeroom', 'serve']; main()"
@@ -58,16 +58,7 @@ async def _start(name: str, out: Path, redis_url: str) -> Served:
     port = free_port()
     if name == "Homeroom":
         env = {
-            **os.environ,
-            "HOMEROOM_HOST": "127.0.0.1",
-            "HOMEROOM_PORT": str(port),
-            "HOMEROOM_SECRET": SECRET,
-            "HOMEROOM_VAR_DIR": str(out / "var"),
-            "HOMEROOM_NODE_ID": "bench-1",
-            "HOMEROOM_LOG_FORMAT": "json",
-            "HOMEROOM_ENV": "production",
-            "REDIS_URL": redis_url,
-            "HOMEROOM_REDIS_PREFIX": "instr-homeroom",
+            **servers.homeroom_env(out, port, redis_url, "instr-homeroom"),
             "PYTHONPATH": str(REPO),
         }
         argv = [*_callgrind(out), sys.executable, "-c", _HOMEROOM]
@@ -76,9 +67,10 @@ async def _start(name: str, out: Path, redis_url: str) -> Served:
         pattern = "homeroom" if name == PATTERN else "join"
         fanout = "redis" if name == PATTERN else "local"
         env = {**os.environ, "PYTHONPATH": str(REPO)}
-        argv = [*_callgrind(out), sys.executable, "-m", "bench.floor_server",
-                "--port", str(port), "--redis-url", redis_url, "--prefix", f"instr-{pattern}",
-                "--fanout", fanout, "--pattern", pattern]  # fmt: skip
+        argv = [
+            *_callgrind(out),
+            *servers.floor_argv(port, redis_url, f"instr-{pattern}", fanout, pattern),
+        ]
         path = "/healthz"
     proc = Proc(name, servers._pinned(servers.SERVER_CORE, argv), out / f"{name}.log", env, out)
     served = Served(proc, f"http://127.0.0.1:{port}")

@@ -157,9 +157,9 @@ class Served:
                 await asyncio.sleep(0.05)
 
 
-async def start_homeroom(out: Path, redis_url: str, prefix: str) -> Served:
-    port = free_port()
-    env = {
+def homeroom_env(out: Path, port: int, redis_url: str, prefix: str) -> dict[str, str]:
+    """The environment `homeroom serve` runs with in a benchmark."""
+    return {
         **os.environ,
         "HOMEROOM_HOST": "127.0.0.1",
         "HOMEROOM_PORT": str(port),
@@ -171,6 +171,18 @@ async def start_homeroom(out: Path, redis_url: str, prefix: str) -> Served:
         "REDIS_URL": redis_url,
         "HOMEROOM_REDIS_PREFIX": prefix,
     }
+
+
+def floor_argv(port: int, redis_url: str, prefix: str, fanout: str, pattern: str) -> list[str]:
+    """The floor server's command line (run from the repository, unpinned)."""
+    return [sys.executable, "-m", "bench.floor_server", "--port", str(port),
+            "--redis-url", redis_url, "--prefix", prefix, "--fanout", fanout,
+            "--pattern", pattern]  # fmt: skip
+
+
+async def start_homeroom(out: Path, redis_url: str, prefix: str) -> Served:
+    port = free_port()
+    env = homeroom_env(out, port, redis_url, prefix)
     # Its own working directory: a developer's .env must not change what is measured.
     argv = _pinned(SERVER_CORE, [str(HOMEROOM), "serve"])
     proc = Proc("homeroom serve", argv, out / f"{prefix}.log", env, cwd=out)
@@ -183,9 +195,7 @@ async def start_floor(
     out: Path, redis_url: str, prefix: str, fanout: str = "local", pattern: str = "join"
 ) -> Served:
     port = free_port()
-    argv = [sys.executable, "-m", "bench.floor_server", "--port", str(port),
-            "--redis-url", redis_url, "--prefix", prefix, "--fanout", fanout,
-            "--pattern", pattern]  # fmt: skip
+    argv = floor_argv(port, redis_url, prefix, fanout, pattern)
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     proc = Proc("floor server", _pinned(SERVER_CORE, argv), out / f"{prefix}.log", env, cwd=REPO)
     served = Served(proc, f"http://127.0.0.1:{port}")
