@@ -45,7 +45,7 @@ class Before:
     """What endpoints looked like before a change: their connections (to say goodbye to those
     the change closes) and their views (to push only the views the change altered)."""
 
-    def __init__(self, recent: RecentViews | None = None) -> None:
+    def __init__(self, recent: RecentViews) -> None:
         self.connections: dict[EndpointId, str | None] = {}
         self._views: dict[EndpointId, View] = {}
         self._recent = recent
@@ -53,7 +53,7 @@ class Before:
     def note(self, state: SessionState) -> None:
         # A change may run again after a lost race: keep only the last run's picture.
         self.connections = {e.id: e.connection for e in state.endpoints.values()}
-        self._views = self._recent.of(state) if self._recent else room_views(state)
+        self._views = self._recent.of(state)
 
     def saw(self, endpoint: EndpointId, view: View) -> bool:
         """Whether ``endpoint`` already had this view (the version aside)."""

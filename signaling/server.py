@@ -41,7 +41,6 @@ from signaling.fanout import BoundedRedisManager
 from signaling.handlers import CHANGES, Conn
 from signaling.ice import TurnConfig, ice_servers
 from signaling.views import View, admitted_endpoints, room_view
-from signaling.websocket import use_server_websocket
 from signaling.wire import Server, TextPacket, send_local
 
 log = structlog.get_logger("homeroom.signaling")
@@ -96,7 +95,6 @@ class SignalingServer:
             logger=False,
             engineio_logger=False,
         )
-        use_server_websocket(self.sio)
         self.local: dict[str, Conn] = {}
         #: The views last built per session, by version (the next change starts from them).
         self._views = RecentViews()
@@ -344,7 +342,7 @@ class SignalingServer:
 
     async def publish_change(self, state: SessionState, events: list[LedgerEvent]) -> None:
         """Push a change made elsewhere (the reaper) to the session's endpoints."""
-        await self._publish(state, events, Before())
+        await self._publish(state, events, Before(self._views))
 
     async def _drop(self, sid: str) -> None:
         """Close a connection whose endpoint is finished (on whichever node holds it)."""

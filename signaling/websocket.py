@@ -120,12 +120,12 @@ async def _serve(socket: Any, ws: web.WebSocketResponse, transport: asyncio.Tran
         outbox.put_nowait(pending.get_nowait())
     try:
         await _read(socket, ws)
-    except asyncio.CancelledError:
-        # The server is stopping: the connection still ends as a disconnect, as it would
-        # have under python-engineio's own loop.
-        await _end(socket, ws, outbox)
-        raise
-    await _end(socket, ws, outbox)
+    finally:
+        # Also when the server is stopping (cancelled): the connection still ends as a
+        # disconnect, as it would have under python-engineio's own loop.
+        outbox.closed = True
+        await ws.close()
+        await socket.close(wait=False, abort=True, reason=socket.server.reason.TRANSPORT_CLOSE)
 
 
 async def _read(socket: Any, ws: web.WebSocketResponse) -> None:
@@ -156,12 +156,6 @@ async def _read(socket: Any, ws: web.WebSocketResponse) -> None:
                     log.exception("packet_failed")
     except TimeoutError:
         return  # silent for longer than a ping cycle: gone
-
-
-async def _end(socket: Any, ws: web.WebSocketResponse, outbox: Outbox) -> None:
-    outbox.closed = True
-    await ws.close()
-    await socket.close(wait=False, abort=True, reason=socket.server.reason.TRANSPORT_CLOSE)
 
 
 def use_server_websocket(sio: socketio.AsyncServer) -> None:

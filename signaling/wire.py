@@ -17,7 +17,7 @@ import pydantic_core
 import socketio
 from socketio import packet
 
-from signaling.websocket import Outbox
+from signaling.websocket import Outbox, use_server_websocket
 
 #: Packet type prefixes: a socket.io EVENT, inside an Engine.IO MESSAGE.
 _EVENT, _MESSAGE = str(packet.EVENT), "4"
@@ -47,30 +47,34 @@ class TextPacket(packet.Packet):  # type: ignore[misc]  # python-socketio is unt
 
 
 class Server(socketio.AsyncServer):  # type: ignore[misc]  # python-socketio is untyped
-    """python-socketio's server whose packets to an open websocket of this node (connect and
+    """python-socketio's server (aiohttp mode) serving its websockets through
+    :mod:`signaling.websocket`, whose packets to an open websocket of this node (connect and
     event acknowledgements, emits) are written straight to its
     :class:`~signaling.websocket.Outbox` instead of through engineio's send chain."""
+
+    def __init__(self, **options: Any) -> None:
+        super().__init__(**options)
+        use_server_websocket(self)
+
+    async def send_text(self, eio_sid: str, text: str) -> None:
+        """Send one encoded socket.io packet to the Engine.IO connection ``eio_sid``."""
+        outbox = getattr(self.eio.sockets.get(eio_sid), "queue", None)
+        if isinstance(outbox, Outbox):
+            outbox.write(_MESSAGE + text)
+        else:
+            await self.eio.send(eio_sid, text)
 
     async def _send_packet(self, eio_sid: str, pkt: packet.Packet) -> None:
         encoded = pkt.encode()
         if type(encoded) is str:
-            outbox = getattr(self.eio.sockets.get(eio_sid), "queue", None)
-            if isinstance(outbox, Outbox):
-                outbox.write(_MESSAGE + encoded)
-                return
-        await super()._send_packet(eio_sid, pkt)
+            await self.send_text(eio_sid, encoded)
+        else:
+            await super()._send_packet(eio_sid, pkt)
 
 
-async def send_local(sio: socketio.AsyncServer, sid: str, event: str, data: Any) -> None:
+async def send_local(sio: Server, sid: str, event: str, data: Any) -> None:
     """Send ``event`` to a connection of this node, in order with its other packets. A
-    connection that is already gone is skipped. An open websocket's packet is written
-    straight to its :class:`~signaling.websocket.Outbox`."""
+    connection that is already gone is skipped."""
     eio_sid = sio.manager.eio_sid_from_sid(sid, "/")
-    if eio_sid is None:
-        return
-    text = _EVENT + compact_json([event, data])  # as TextPacket encodes it on "/"
-    outbox = getattr(sio.eio.sockets.get(eio_sid), "queue", None)
-    if isinstance(outbox, Outbox):
-        outbox.write(_MESSAGE + text)
-    else:
-        await sio.eio.send(eio_sid, text)
+    if eio_sid is not None:
+        await sio.send_text(eio_sid, _EVENT + compact_json([event, data]))  # as TextPacket on "/"

@@ -58,7 +58,7 @@ class Script:
         failures = 0
         loaded = False
         while True:
-            conn = self._idle.pop() if self._idle else self._connection()
+            conn = self._checkout()
             try:
                 await conn.send_packed_command(command, check_health=False)
                 reply = await conn.read_response()
@@ -88,7 +88,10 @@ class Script:
             await self._drop(conn)
         self._idle.clear()
 
-    def _connection(self) -> AbstractConnection:
+    def _checkout(self) -> AbstractConnection:
+        """An idle connection, or a new one (it connects on its first send)."""
+        if self._idle:
+            return self._idle.pop()
         conn: AbstractConnection = self._pool.make_connection()  # type: ignore[no-untyped-call]
         self._open.add(conn)
         return conn
@@ -98,7 +101,7 @@ class Script:
         await conn.disconnect(nowait=True)
 
     async def _load(self) -> None:
-        conn = self._idle.pop() if self._idle else self._connection()
+        conn = self._checkout()
         try:
             await conn.send_packed_command(pack("SCRIPT", "LOAD", self._source))
             await conn.read_response()
