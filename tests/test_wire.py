@@ -6,6 +6,7 @@ import json
 import random
 from typing import Any
 
+import pytest
 from socketio import packet
 
 from signaling import wire
@@ -50,3 +51,16 @@ def test_the_direct_path_to_a_websocket_writes_the_packet_socketio_would() -> No
         data = {"k": _value(rng)}
         pkt = TextPacket(packet.EVENT, data=["room", data], namespace="/")
         assert wire._EVENT + compact_json(["room", data]) == pkt.encode()
+
+
+def test_incoming_packets_decode_as_json_loads_does() -> None:
+    rng = random.Random(13)
+    for _ in range(1000):
+        text = "2" + json.dumps(["admit", _value(rng)])
+        assert TextPacket(encoded_packet=text).data == json.loads(text[1:])
+
+
+def test_an_incoming_integer_of_more_than_100_digits_is_refused() -> None:
+    assert TextPacket(encoded_packet="2" + json.dumps(["x", 10**99])).data == ["x", 10**99]
+    with pytest.raises(ValueError):
+        TextPacket(encoded_packet="2" + json.dumps(["x", 10**100]))
