@@ -33,14 +33,19 @@ def _bounded_int(text: str) -> int:
 
 
 #: One decoder for every packet (``json.loads`` with ``parse_int`` builds one per call).
-_DECODER = json.JSONDecoder(parse_int=_bounded_int)
+_decode = json.JSONDecoder(parse_int=_bounded_int).decode
 
 
 class _Json:
-    """The JSON module the packets use: python-engineio's decoding (its integer guard, with
-    one decoder for all packets), pydantic-core's encoding."""
+    """The JSON module the packets use (and python-socketio's managers: their pub/sub
+    messages come as bytes): python-engineio's decoding, its integer guard included, with one
+    decoder for all packets; pydantic-core's encoding."""
 
-    loads = staticmethod(_DECODER.decode)
+    @staticmethod
+    def loads(text: str | bytes | bytearray, **_: Any) -> Any:
+        if not isinstance(text, str):
+            text = text.decode(json.detect_encoding(text), "surrogatepass")  # as json.loads
+        return _decode(text)
 
     @staticmethod
     def dumps(obj: Any, **_: Any) -> str:

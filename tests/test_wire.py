@@ -60,6 +60,16 @@ def test_incoming_packets_decode_as_json_loads_does() -> None:
         assert TextPacket(encoded_packet=text).data == json.loads(text[1:])
 
 
+def test_managers_decode_their_pub_sub_messages_as_json_loads_does() -> None:
+    message = {"method": "emit", "event": "room", "data": {"note": "é"}, "room": "e-1"}
+    for raw in (
+        json.dumps(message),
+        json.dumps(message).encode(),
+        json.dumps(message).encode("utf-16"),
+    ):
+        assert TextPacket.json.loads(raw) == message
+
+
 def test_an_incoming_integer_of_more_than_100_digits_is_refused() -> None:
     assert TextPacket(encoded_packet="2" + json.dumps(["x", 10**99])).data == ["x", 10**99]
     with pytest.raises(ValueError):
