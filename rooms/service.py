@@ -90,6 +90,11 @@ class Rooms:
         ctx = self.ctx()
         return await self.store.transact(session, lambda state: change(state, ctx))
 
+    def release(self, state: SessionState) -> None:
+        """Give back a state :meth:`apply` returned once done with it (never touching it
+        again): the session's next change can start from it (``SessionStore.release``)."""
+        self.store.release(state)
+
     async def get_session(self, session: SessionId) -> SessionState:
         return await self.store.get(session)
 

@@ -145,6 +145,7 @@ class SignalingServer:
         conn = self._register(sid, state, endpoint, credential, resumed=False)
         conn.log.info("joined", attendee=claims.attendee, role=str(claims.role))
         await self._greet(conn, state, events, before)
+        self.rooms.release(state)
         return conn
 
     async def _resume(self, sid: str, credential: str) -> Conn:
@@ -166,6 +167,7 @@ class SignalingServer:
         conn = self._register(sid, state, endpoint, fresh, resumed=True)
         conn.log.info("resumed")
         await self._greet(conn, state, events, before)
+        self.rooms.release(state)
         return conn
 
     def _register(
@@ -217,6 +219,7 @@ class SignalingServer:
             return
         conn.log.info("disconnected")
         await self._publish(state, events, before)
+        self.rooms.release(state)
 
     # --- events -------------------------------------------------------------------------
 
@@ -263,7 +266,9 @@ class SignalingServer:
         await self._publish(state, events, before, caller=conn.sid)
         if event == "leave":
             self._drop_soon(conn.sid)
-        return p.ok(version=state.version)
+        version = state.version
+        self.rooms.release(state)
+        return p.ok(version=version)
 
     def _attach_change(self, conn: Conn, msg: p.Attach) -> Change:
         claims = verify_link_token(self.config.secret, msg.token, self.rooms.clock())
@@ -292,7 +297,8 @@ class SignalingServer:
     async def _apply(
         self, session: SessionId, change: Change
     ) -> tuple[SessionState, list[LedgerEvent], Before]:
-        """Run a change, noting what each endpoint saw and where it was connected before it."""
+        """Run a change, noting what each endpoint saw and where it was connected before it.
+        Callers give the state back (``Rooms.release``) once they have pushed the change."""
         before = Before(self._views)
 
         def noting(state: SessionState, ctx: Ctx) -> list[LedgerEvent]:

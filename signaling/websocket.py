@@ -11,8 +11,10 @@ loop in the request's own task:
   packet handed to engineio's socket here (with python-socketio's ``async_handlers`` off, as
   the signaling server runs it, each event's handler runs here too, one after another);
 - **writing**: the socket's queue is replaced by an :class:`Outbox` that frames each packet
-  and writes it to the transport at once, in order. A client that stops reading is cut off
-  once :data:`MAX_BUFFERED` bytes wait for it, instead of holding up whoever sends to it.
+  as it is put and writes the frames put in one turn of the event loop in one piece, in
+  order (a send system call costs more than the packets, and one event often sends a
+  connection two or three). A client that stops reading is cut off once
+  :data:`MAX_BUFFERED` bytes wait for it, instead of holding up whoever sends to it.
 
 Packets are handled by python-engineio's socket as before (``receive``: pings, messages,
 close), and the connection ends through its ``close`` as before. Frames are never compressed
@@ -40,6 +42,8 @@ log = structlog.get_logger("homeroom.signaling")
 
 #: Bytes that may wait in a connection's send buffer before the client counts as gone.
 MAX_BUFFERED = 1 << 20
+#: Bytes of frames an outbox gathers before it writes them without waiting for the turn's end.
+_GATHER = 1 << 16
 
 _TEXT, _BINARY = 0x81, 0x82  # FIN + opcode (RFC 6455 section 5.2); servers never mask
 _LEN16, _LEN64 = struct.Struct("!BBH"), struct.Struct("!BBQ")
@@ -57,10 +61,14 @@ def frame(payload: bytes, first: int = _TEXT) -> bytes:
 
 class Outbox:
     """Stands in for an Engine.IO socket's packet queue once its websocket is open: a packet
-    put is framed and written to the transport at once (see the module doc)."""
+    put is framed at once and written to the transport with the other frames put in the same
+    turn of the event loop (see the module doc)."""
 
     def __init__(self, transport: asyncio.Transport) -> None:
         self._transport = transport
+        self._loop = asyncio.get_running_loop()
+        self._frames: list[bytes] = []
+        self._gathered = 0
         self.closed = False
 
     async def put(self, pkt: packet.Packet | None) -> None:
@@ -71,17 +79,29 @@ class Outbox:
             self.write(pkt.encode())
 
     def write(self, data: str | bytes) -> None:
-        """Write one encoded Engine.IO packet (text, or binary) as one frame."""
+        """Frame one encoded Engine.IO packet (text, or binary); it is written by the end of
+        this turn of the event loop, in order."""
         if self.closed:
+            return
+        if not self._frames:
+            self._loop.call_soon(self.flush)
+        framed = frame(data.encode()) if isinstance(data, str) else frame(data, _BINARY)
+        self._frames.append(framed)
+        self._gathered += len(framed)
+        if self._gathered > _GATHER:  # a burst: into the send buffer (and its bound) now
+            self.flush()
+
+    def flush(self) -> None:
+        """Write the frames waiting, in one piece; cut the client off when more than
+        :data:`MAX_BUFFERED` bytes then wait in its send buffer."""
+        frames, self._frames, self._gathered = self._frames, [], 0
+        if self.closed or not frames:
             return
         transport = self._transport
         if transport.is_closing():
             self.closed = True
             return
-        if isinstance(data, str):
-            transport.write(frame(data.encode()))
-        else:
-            transport.write(frame(data, _BINARY))
+        transport.write(frames[0] if len(frames) == 1 else b"".join(frames))
         if transport.get_write_buffer_size() > MAX_BUFFERED:
             log.info("slow_client_dropped", buffered=transport.get_write_buffer_size())
             self.closed = True
@@ -89,6 +109,7 @@ class Outbox:
 
     async def join(self) -> None:
         """Everything put has been written (engineio waits for this when closing)."""
+        self.flush()
 
     def task_done(self) -> None:
         """Nothing to account for: packets are written when put."""
@@ -122,7 +143,9 @@ async def _serve(socket: Any, ws: web.WebSocketResponse, transport: asyncio.Tran
         await _read(socket, ws)
     finally:
         # Also when the server is stopping (cancelled): the connection still ends as a
-        # disconnect, as it would have under python-engineio's own loop.
+        # disconnect, as it would have under python-engineio's own loop. What waits goes
+        # out before the close frame.
+        outbox.flush()
         outbox.closed = True
         await ws.close()
         await socket.close(wait=False, abort=True, reason=socket.server.reason.TRANSPORT_CLOSE)

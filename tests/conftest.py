@@ -12,7 +12,7 @@ import pytest
 import structlog
 from redis.asyncio import Redis
 
-from rooms.store import MemoryStore, SessionStore, open_store
+from rooms.store import MemoryStore, SessionStore, base, open_store
 from rooms.store.redis import RedisStore
 from tests.redis_server import MISSING, RedisServer
 
@@ -20,6 +20,9 @@ from tests.redis_server import MISSING, RedisServer
 pytest_plugins = ["tests.served", "tests.browser"]
 
 BACKENDS = ["memory", "redis"]
+
+# Every state given back to a store in the tests is checked against its document first.
+base.CHECK_SPARES = True
 
 
 @pytest.fixture(autouse=True)

@@ -189,6 +189,100 @@ async def test_any_exception_aborts_the_change(
     assert await first.events(sid) == ledger
 
 
+def keeping(seen: list[SessionState], change: Mutation) -> Mutation:
+    """``change``, noting the state object each run of it was given."""
+
+    def noted(state: SessionState) -> list[LedgerEvent]:
+        seen.append(state)
+        return change(state)
+
+    return noted
+
+
+async def test_a_given_back_state_is_where_the_next_change_starts(store: SessionStore) -> None:
+    sid = (await created(store)).spec.id
+    first, _ = await store.transact(sid, arrive("p-1"))
+    store.release(first)
+    await store.get(sid)  # reading the same document keeps it
+    seen: list[SessionState] = []
+    second, events = await store.transact(sid, keeping(seen, arrive("p-2")))
+    assert seen == [first] and seen[0] is first and second is first
+    assert second.version == 2 and set(second.attendees) == {"p-1", "p-2"}
+    assert await store.get(sid) == second
+    assert seqs(await store.events(sid)) == [1, 2, 3] and seqs(events) == [3]
+
+
+async def test_a_state_not_given_back_is_never_changed_by_the_store(store: SessionStore) -> None:
+    sid = (await created(store)).spec.id
+    first, _ = await store.transact(sid, arrive("p-1"))
+    doc = first.model_dump_json()
+    seen: list[SessionState] = []
+    await store.transact(sid, keeping(seen, arrive("p-2")))
+    assert seen[0] is not first
+    assert first.model_dump_json() == doc
+
+
+async def test_only_the_last_state_of_a_session_is_taken_back(store: SessionStore) -> None:
+    sid = (await created(store)).spec.id
+    first, _ = await store.transact(sid, arrive("p-1"))
+    second, _ = await store.transact(sid, arrive("p-2"))
+    store.release(first)  # outdated: ignored
+    seen: list[SessionState] = []
+    third, _ = await store.transact(sid, keeping(seen, arrive("p-3")))
+    assert seen[0] is not first and seen[0] is not second
+    assert set(third.attendees) == {"p-1", "p-2", "p-3"}
+    store.release(second)  # no longer the last either
+    store.release(third)
+    store.release(third)  # twice: the same
+    seen.clear()
+    await store.transact(sid, keeping(seen, arrive("p-4")))
+    assert seen[0] is third
+
+
+async def test_a_refused_change_does_not_leave_its_starting_state_behind(
+    store: SessionStore,
+) -> None:
+    sid = (await created(store)).spec.id
+    first, _ = await store.transact(sid, arrive("p-1"))
+    store.release(first)
+    before = await store.get(sid)
+    seen: list[SessionState] = []
+    with pytest.raises(SessionLocked):
+        await store.transact(sid, keeping(seen, lock_then_refuse))
+    assert seen[0] is first  # it started from the given-back state, and changed it
+    assert await store.get(sid) == before
+    seen.clear()
+    state, _ = await store.transact(sid, keeping(seen, arrive("p-2")))
+    assert all(s is not first for s in seen)
+    assert not state.locked and set(state.attendees) == {"p-1", "p-2"}
+
+
+async def test_a_given_back_state_is_not_used_once_another_client_wrote(
+    store_pair: tuple[SessionStore, SessionStore],
+) -> None:
+    first, second = store_pair
+    sid = (await created(first)).spec.id
+    mine, _ = await first.transact(sid, arrive("p-1"))
+    await second.transact(sid, arrive("p-2"))
+    first.release(mine)
+    state, events = await first.transact(sid, arrive("p-3"))
+    assert set(state.attendees) == {"p-1", "p-2", "p-3"} and state.version == 3
+    assert await second.get(sid) == state
+    assert seqs(await second.events(sid)) == [1, 2, 3, 4] and seqs(events) == [4]
+
+
+async def test_a_state_changed_after_it_was_given_back_is_caught_in_the_tests(
+    store: SessionStore,
+) -> None:
+    """The suite's own check (CHECK_SPARES) catches a caller breaking release's promise."""
+    sid = (await created(store)).spec.id
+    first, _ = await store.transact(sid, arrive("p-1"))
+    store.release(first)
+    first.locked = True
+    with pytest.raises(AssertionError, match="differs from its document"):
+        await store.transact(sid, arrive("p-2"))
+
+
 async def test_events_after_seq(store: SessionStore) -> None:
     sid = (await created(store)).spec.id
 

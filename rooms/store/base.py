@@ -17,6 +17,21 @@ from rooms.state import SessionState
 Mutation = Callable[[SessionState], list[LedgerEvent]]
 
 
+#: The test suite turns this on: every state given back (``SessionStore.release``) is then
+#: checked against the document it stands in for, before it is used.
+CHECK_SPARES = False
+
+
+def check_spare(spare: SessionState, doc: str) -> None:
+    """With :data:`CHECK_SPARES` on, refuse a given-back state that is not exactly what
+    parsing ``doc`` gives: its caller changed it, or the document's round trip loses
+    something."""
+    if CHECK_SPARES and (
+        spare.model_dump_json() != doc or SessionState.model_validate_json(doc) != spare
+    ):
+        raise AssertionError("a state given back to the store differs from its document")
+
+
 def utc(at: datetime) -> datetime:
     """``at`` in UTC; a naive datetime is refused rather than read as local time."""
     if at.tzinfo is None or at.utcoffset() is None:
@@ -45,6 +60,14 @@ class SessionStore(ABC):
         a pure function of the state it is given. Returns the committed state and events.
         Raises SessionNotFound, the change's own HomeroomError, or StoreConflict.
         """
+
+    @abstractmethod
+    def release(self, state: SessionState) -> None:
+        """Give back a state :meth:`transact` returned, once done with it: the session's next
+        change here may then start from it instead of parsing the stored document again.
+        Only the last state a session's transaction returned is taken back, and only while
+        the store's document is still the one it was committed as. After this the caller
+        must not read or change it. Not calling it is always correct, only slower."""
 
     @abstractmethod
     async def events(self, session: SessionId, after_seq: int = 0) -> list[LedgerEvent]:

@@ -14,7 +14,7 @@ from rooms.ids import NodeId, SessionId
 from rooms.ledger import LedgerEvent, Scalar
 from rooms.session import SessionSpec, SessionStatus
 from rooms.state import SessionState
-from rooms.store.base import Mutation, SessionStore, utc
+from rooms.store.base import Mutation, SessionStore, check_spare, utc
 
 
 @dataclass(slots=True)
@@ -31,6 +31,8 @@ class MemoryStore(SessionStore):
     Storing JSON rather than objects means no caller can alias stored state, and a mutation that
     raises leaves nothing changed, just as in Redis. ``change`` is synchronous and there is no
     ``await`` between the read and the write, so each transaction is atomic on the event loop.
+    A state its caller gave back (``release``) stands in for parsing the document it was
+    committed as, as in the Redis store.
     """
 
     def __init__(
@@ -42,6 +44,10 @@ class MemoryStore(SessionStore):
         self._ttl = ended_ttl_seconds
         self._clock = clock
         self._docs: dict[SessionId, str] = {}
+        #: Per session: the state its last transaction returned, until given back; then the
+        #: given-back state, the document already parsed.
+        self._out: dict[SessionId, SessionState] = {}
+        self._spares: dict[SessionId, SessionState] = {}
         #: Like the Redis hash's EXPIRE: ended sessions' state is forgotten after the TTL.
         self._expires: dict[SessionId, float] = {}
         #: The ledger is never expired: it is the attendance record.
@@ -68,11 +74,23 @@ class MemoryStore(SessionStore):
     async def transact(
         self, session: SessionId, change: Mutation
     ) -> tuple[SessionState, list[LedgerEvent]]:
-        state = SessionState.model_validate_json(self._require(session))
+        doc = self._require(session)
+        state = self._spares.pop(session, None)  # a change that raises may leave it half done
+        if state is None:
+            state = SessionState.model_validate_json(doc)
+        else:
+            check_spare(state, doc)
         events = change(state)
         state.version += 1
         self._write(state, events)
+        self._out[session] = state
         return state, events
+
+    def release(self, state: SessionState) -> None:
+        sid = state.spec.id
+        if self._out.get(sid) is state:
+            del self._out[sid]
+            self._spares[sid] = state
 
     async def events(self, session: SessionId, after_seq: int = 0) -> list[LedgerEvent]:
         ledger = self._ledgers.get(session)
@@ -155,6 +173,8 @@ class MemoryStore(SessionStore):
         expires = self._expires.get(sid)
         if expires is not None and self._clock() >= expires:
             del self._docs[sid], self._expires[sid]
+            self._out.pop(sid, None)
+            self._spares.pop(sid, None)
         return self._docs.get(sid)
 
     def _require(self, sid: SessionId) -> str:
@@ -166,6 +186,8 @@ class MemoryStore(SessionStore):
     def _write(self, state: SessionState, events: list[LedgerEvent]) -> None:
         sid = state.spec.id
         self._docs[sid] = state.model_dump_json()
+        self._out.pop(sid, None)  # any state handed out before no longer matches
+        self._spares.pop(sid, None)
         if state.status is SessionStatus.ENDED:
             self._expires[sid] = self._clock() + self._ttl
         for endpoint in state.endpoints.values():

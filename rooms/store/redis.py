@@ -9,6 +9,7 @@ import secrets
 import weakref
 from collections import OrderedDict
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib.resources import files
 from typing import Any, cast
@@ -25,7 +26,7 @@ from rooms.ids import NodeId, SessionId
 from rooms.ledger import LedgerEvent, Scalar
 from rooms.session import SessionSpec, SessionStatus
 from rooms.state import SessionState
-from rooms.store.base import Mutation, SessionStore, utc
+from rooms.store.base import Mutation, SessionStore, check_spare, utc
 from rooms.store.script import Script
 
 #: Connections one process keeps to Redis at most.
@@ -44,6 +45,17 @@ _Entries = list[tuple[str, dict[str, str]]]
 _UNREACHABLE = (RedisConnectionError, RedisTimeoutError, OSError, TimeoutError)
 
 
+@dataclass(slots=True)
+class _Seen:
+    """The last document this process saw of a session, with the state its last transaction
+    here returned (``out``) until the caller gives it back (then ``spare``: the document,
+    already parsed; see :meth:`SessionStore.release`)."""
+
+    doc: str
+    out: SessionState | None = None
+    spare: SessionState | None = None
+
+
 class RedisStore(SessionStore):
     """Sessions in Redis, shared by every node.
 
@@ -51,7 +63,9 @@ class RedisStore(SessionStore):
     EVALSHA that checks the version. Two shortcuts keep the common case at one round trip:
     the last document this process saw of each session is cached (a stale cache only costs a
     failed compare-and-set, whose reply carries the current document), and writers of one
-    session in this process queue on a lock instead of racing each other.
+    session in this process queue on a lock instead of racing each other. A third spares the
+    parse: a state given back by its caller (``release``) stands in for the cached document
+    it was committed as.
 
     Every write carries a token stored beside the document, so when the client re-sends a
     command whose reply was lost, the compare-and-set it then fails is recognised as its own
@@ -96,7 +110,7 @@ class RedisStore(SessionStore):
         self._append_admin = client.register_script(_ADMIN_LUA)
         # Appenders in this process queue here; other processes' are caught by the script.
         self._audit_lock = asyncio.Lock()
-        self._cache: OrderedDict[SessionId, str] = OrderedDict()
+        self._cache: OrderedDict[SessionId, _Seen] = OrderedDict()
         self._cache_size = cache_size
         self._locks: weakref.WeakValueDictionary[SessionId, asyncio.Lock] = (
             weakref.WeakValueDictionary()
@@ -154,6 +168,11 @@ class RedisStore(SessionStore):
             lock = self._locks[session] = asyncio.Lock()
         async with lock:
             return await self._transact(session, change)
+
+    def release(self, state: SessionState) -> None:
+        seen = self._cache.get(state.spec.id)
+        if seen is not None and seen.out is state:
+            seen.out, seen.spare = None, state
 
     async def events(self, session: SessionId, after_seq: int = 0) -> list[LedgerEvent]:
         key = self._events_key(session)
@@ -270,12 +289,17 @@ class RedisStore(SessionStore):
     async def _transact(
         self, sid: SessionId, change: Mutation
     ) -> tuple[SessionState, list[LedgerEvent]]:
-        doc = self._cache.get(sid)
-        fresh = doc is None
-        if doc is None:
-            doc = await self._read(sid)
+        seen = self._cache.get(sid)
+        state: SessionState | None = None
+        if seen is None:
+            doc, fresh = await self._read(sid), True
+        else:
+            doc, fresh, state, seen.spare = seen.doc, False, seen.spare, None
+            if state is not None:
+                check_spare(state, doc)
         for attempt in range(self._max_attempts):
-            state = SessionState.model_validate_json(doc)
+            if state is None:
+                state = SessionState.model_validate_json(doc)
             expected = str(state.version)
             try:
                 events = change(state)
@@ -283,18 +307,18 @@ class RedisStore(SessionStore):
                 if fresh:
                     raise
                 # Only the current state may refuse a change, never a cached one.
-                doc, fresh = await self._read(sid), True
+                doc, fresh, state = await self._read(sid), True, None
                 continue
             state.version += 1
             new_doc, token = state.model_dump_json(), self._token()
             reply = await self._commit(sid, expected, state, new_doc, token, events, "", "")
             if reply[0] == 1 or reply[3] == token:
-                self._remember(sid, new_doc)
+                self._remember(sid, new_doc, out=state)
                 return state, events
             if not reply[1]:
                 self._cache.pop(sid, None)
                 raise SessionNotFound(f"session {sid} not found")
-            doc, fresh = reply[2], True
+            doc, fresh, state = reply[2], True, None
             self._remember(sid, doc)
             if attempt:
                 # Another node keeps winning: spread the racers out a little.
@@ -362,8 +386,12 @@ class RedisStore(SessionStore):
         except _UNREACHABLE as exc:
             raise StoreUnavailable("redis is unreachable") from exc
 
-    def _remember(self, sid: SessionId, doc: str) -> None:
-        self._cache[sid] = doc
+    def _remember(self, sid: SessionId, doc: str, out: SessionState | None = None) -> None:
+        """Cache ``doc`` as the session's document (``out``: the state a transaction returns
+        with it). Reading the document already cached keeps its given-back state."""
+        seen = self._cache.get(sid)
+        if seen is None or out is not None or seen.doc != doc:
+            self._cache[sid] = _Seen(doc, out)
         self._cache.move_to_end(sid)
         if len(self._cache) > self._cache_size:
             self._cache.popitem(last=False)
