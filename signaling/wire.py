@@ -75,6 +75,24 @@ class Server(socketio.AsyncServer):  # type: ignore[misc]  # python-socketio is 
         super().__init__(**options)
         use_server_websocket(self)
 
+    async def _handle_eio_message(self, eio_sid: str, data: Any) -> None:
+        """An event on the default namespace, the packet clients send most (``2``, an optional
+        acknowledgement id, the JSON array of the event and its arguments), is decoded here
+        into what python-socketio's packet decoding would give; every other packet, and one
+        that does not decode, goes the standard way."""
+        if type(data) is str and data[:1] == _EVENT and eio_sid not in self._binary_packet:
+            start = data.find("[", 1)
+            ack = data[1:start]
+            if start > 0 and (not ack or (ack.isascii() and ack.isdigit() and len(ack) < 100)):
+                try:
+                    payload = _decode(data[start:])
+                except ValueError:
+                    payload = None  # refused the standard way, as before
+                if type(payload) is list and payload and type(payload[0]) is str:
+                    await self._handle_event(eio_sid, "/", int(ack) if ack else None, payload)
+                    return
+        await super()._handle_eio_message(eio_sid, data)
+
     async def send_text(self, eio_sid: str, text: str) -> None:
         """Send one encoded socket.io packet to the Engine.IO connection ``eio_sid``."""
         outbox = getattr(self.eio.sockets.get(eio_sid), "queue", None)

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 import random
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
+import socketio
 from socketio import packet
 
 from signaling import wire
@@ -74,3 +76,37 @@ def test_an_incoming_integer_of_more_than_100_digits_is_refused() -> None:
     assert TextPacket(encoded_packet="2" + json.dumps(["x", 10**99])).data == ["x", 10**99]
     with pytest.raises(ValueError):
         TextPacket(encoded_packet="2" + json.dumps(["x", 10**100]))
+
+
+async def _handled(
+    handle: Callable[[wire.Server, str, Any], Awaitable[None]], data: str
+) -> tuple[str, Any]:
+    """What ``handle`` (the server's message handling) makes of the text ``data``: the
+    event it hands on, or the error it raises."""
+    server = wire.Server(async_mode="aiohttp")
+    seen: list[Any] = []
+
+    async def event(eio_sid: str, namespace: str | None, id: int | None, args: Any) -> None:
+        seen.append((namespace or "/", id, args))
+
+    server._handle_event = event
+    try:
+        await handle(server, "eio-1", data)
+    except Exception as exc:
+        return "raised", type(exc).__name__
+    return "handled", seen
+
+
+async def test_events_are_decoded_as_python_socketio_decodes_them() -> None:
+    rng = random.Random(17)
+    texts = ['2["admit",{"attendee":"p-1"}]', '27["leave"]', "2[]", "2[1]", '2{"a":1}', "2",
+             '2/admin,3["x"]', '21-["x"]', '2["x"', "2" + "9" * 100 + '["x"]', '2²["x"]',
+             '2007["x",1e400]', '2["x",' + "1" * 101 + "]"]  # fmt: skip
+    for _ in range(300):
+        ack = rng.choice(["", str(rng.randrange(10**6))])
+        texts.append(f"2{ack}" + json.dumps([rng.choice(["signal", "é"]), _value(rng)]))
+    standard = socketio.AsyncServer._handle_eio_message
+    for text in texts:
+        assert await _handled(wire.Server._handle_eio_message, text) == await _handled(
+            standard, text
+        ), text
