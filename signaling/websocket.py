@@ -8,12 +8,15 @@ loop in the request's own task:
 
 - **reading**: ``receive`` directly, under one ``asyncio.timeout`` pushed forward as packets
   come (a silent client is dropped within ``ping_interval + ping_timeout``, as before), each
-  packet handed to engineio's socket here (with python-socketio's ``async_handlers`` off, as
-  the signaling server runs it, each event's handler runs here too, one after another);
+  packet handed to engineio's socket here, or, when it carries a socket.io packet, straight
+  to engineio's ``message`` handler as the socket would (with python-socketio's
+  ``async_handlers`` off, as the signaling server runs it, each event's handler runs here
+  too, one after another);
 - **writing**: the socket's queue is replaced by an :class:`Outbox` that frames each packet
-  as it is put and writes the frames put in one turn of the event loop in one piece, in
-  order (a send system call costs more than the packets, and one event often sends a
-  connection two or three). A client that stops reading is cut off once
+  as it is put and writes the frames gathered in one piece, in order (a send system call
+  costs more than the packets, and one event often sends a connection two or three): those
+  put while a connection's loop handles a packet leave when the handling ends, any other
+  at the end of the event loop's turn. A client that stops reading is cut off once
   :data:`MAX_BUFFERED` bytes wait for it, instead of holding up whoever sends to it.
 
 Packets are handled by python-engineio's socket as before (``receive``: pings, messages,
@@ -30,6 +33,7 @@ from __future__ import annotations
 
 import asyncio
 import struct
+from contextvars import ContextVar
 from typing import Any
 
 import engineio.async_drivers.aiohttp
@@ -45,6 +49,7 @@ MAX_BUFFERED = 1 << 20
 #: Bytes of frames an outbox gathers before it writes them without waiting for the turn's end.
 _GATHER = 1 << 16
 
+_MESSAGE = str(packet.MESSAGE)
 _TEXT, _BINARY = 0x81, 0x82  # FIN + opcode (RFC 6455 section 5.2); servers never mask
 _LEN16, _LEN64 = struct.Struct("!BBH"), struct.Struct("!BBQ")
 
@@ -84,7 +89,11 @@ class Outbox:
         if self.closed:
             return
         if not self._frames:
-            self._loop.call_soon(self.flush)
+            gathering = _gathering.get()
+            if gathering is not None and gathering.open:
+                gathering.outboxes.append(self)
+            else:
+                self._loop.call_soon(self.flush)
         framed = frame(data.encode()) if isinstance(data, str) else frame(data, _BINARY)
         self._frames.append(framed)
         self._gathered += len(framed)
@@ -113,6 +122,28 @@ class Outbox:
 
     def task_done(self) -> None:
         """Nothing to account for: packets are written when put."""
+
+
+class _Gathering:
+    """The outboxes written to while a connection's loop handles one packet: flushed when
+    the handling ends, so what it sent leaves without a turn of the event loop of its own."""
+
+    __slots__ = ("open", "outboxes")
+
+    def __init__(self) -> None:
+        self.open = False
+        self.outboxes: list[Outbox] = []
+
+    def flush(self) -> None:
+        self.open = False
+        outboxes, self.outboxes = self.outboxes, []
+        for outbox in outboxes:
+            outbox.flush()
+
+
+#: The gathering of the connection loop whose packet is being handled, in its task (and the
+#: tasks it starts: while it is open, they gather too).
+_gathering: ContextVar[_Gathering | None] = ContextVar("gathering", default=None)
 
 
 class ServerWebSocket(engineio.async_drivers.aiohttp.WebSocket):  # type: ignore[misc]
@@ -154,6 +185,9 @@ async def _serve(socket: Any, ws: web.WebSocketResponse, transport: asyncio.Tran
 async def _read(socket: Any, ws: web.WebSocketResponse) -> None:
     """Hand each packet to the engineio socket until the client goes (module doc)."""
     limit = socket.server.ping_interval + socket.server.ping_timeout
+    on_message = socket.server.handlers.get("message")
+    gathering = _Gathering()
+    _gathering.set(gathering)  # in this connection's task only
     loop = asyncio.get_running_loop()
     renewed = loop.time()
     try:
@@ -169,14 +203,29 @@ async def _read(socket: Any, ws: web.WebSocketResponse) -> None:
                 if now - renewed > limit / 4:
                     deadline.reschedule(now + limit)
                     renewed = now
+                data = message.data
+                gathering.open = True
                 try:
-                    await socket.receive(packet.Packet(encoded_packet=message.data))
+                    if (
+                        type(data) is str
+                        and data[:1] == _MESSAGE
+                        and data[1:2].isnumeric()
+                        and on_message is not None
+                    ):
+                        # A socket.io packet: to its handler, as engineio's socket would hand
+                        # it (it decodes a message starting with a digit to the text after
+                        # the type), without the packet object and the event machinery.
+                        await on_message(socket.sid, data[1:])
+                    else:
+                        await socket.receive(packet.Packet(encoded_packet=data))
                 except exceptions.SocketIsClosedError:
                     return
                 except exceptions.UnknownPacketError:
                     continue
                 except Exception:
                     log.exception("packet_failed")
+                finally:
+                    gathering.flush()
     except TimeoutError:
         return  # silent for longer than a ping cycle: gone
 

@@ -32,6 +32,7 @@ class Bare:
             transports=["websocket"],
             ping_interval=PING_INTERVAL,
             ping_timeout=PING_TIMEOUT,
+            async_handlers=False,  # as the signaling server runs
         )
         use_server_websocket(self.sio)
         self.connected: list[str] = []
@@ -45,6 +46,14 @@ class Bare:
             return data
 
         self.sio.on("echo", echo)
+
+        async def twice(sid: str, data: Any) -> Any:
+            await self.sio.emit("n", 1, to=sid)
+            await asyncio.sleep(0.01)  # a handler that waits in between
+            await self.sio.emit("n", 2, to=sid)
+            return "done"
+
+        self.sio.on("twice", twice)
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self._runner: web.AppRunner | None = None
@@ -285,3 +294,16 @@ async def test_what_waits_for_a_connection_leaves_before_it_is_closed(bare: Bare
     assert await asyncio.wait_for(raw.closed_by_server(), 5)
     await until(lambda: bare.gone == bare.connected and eio_sid not in bare.sio.eio.sockets)
     raw.close()
+
+
+async def test_what_handling_a_packet_sends_leaves_in_one_write_when_it_ends(bare: Bare) -> None:
+    raw, _, socket = await _connected_raw(bare)
+    outbox, writes = socket.queue, []
+    transport_write = outbox._transport.write
+    outbox._transport.write = lambda data: (writes.append(data), transport_write(data))
+    raw.send_text('425["twice",0]')
+    expected = ['42["n",1]', '42["n",2]', '435["done"]']
+    assert [await raw.next_not_ping() for _ in expected] == expected
+    assert writes == [b"".join(frame(text.encode()) for text in expected)]
+    raw.close()
+    await until(lambda: bare.gone == bare.connected)
