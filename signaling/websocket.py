@@ -13,11 +13,8 @@ loop in the request's own task:
   ``async_handlers`` off, as the signaling server runs it, each event's handler runs here
   too, one after another);
 - **writing**: the socket's queue is replaced by an :class:`Outbox` that frames each packet
-  as it is put and writes the frames gathered in one piece, in order (a send system call
-  costs more than the packets, and one event often sends a connection two or three): those
-  put while a connection's loop handles a packet leave when the handling ends, any other
-  at the end of the event loop's turn. A client that stops reading is cut off once
-  :data:`MAX_BUFFERED` bytes wait for it, instead of holding up whoever sends to it.
+  and writes it to the transport at once, in order. A client that stops reading is cut off
+  once :data:`MAX_BUFFERED` bytes wait for it, instead of holding up whoever sends to it.
 
 Packets are handled by python-engineio's socket as before (``receive``: pings, messages,
 close), and the connection ends through its ``close`` as before. Frames are never compressed
@@ -33,7 +30,6 @@ from __future__ import annotations
 
 import asyncio
 import struct
-from contextvars import ContextVar
 from typing import Any
 
 import engineio.async_drivers.aiohttp
@@ -46,8 +42,6 @@ log = structlog.get_logger("homeroom.signaling")
 
 #: Bytes that may wait in a connection's send buffer before the client counts as gone.
 MAX_BUFFERED = 1 << 20
-#: Bytes of frames an outbox gathers before it writes them without waiting for the turn's end.
-_GATHER = 1 << 16
 
 _MESSAGE = str(packet.MESSAGE)
 _TEXT, _BINARY = 0x81, 0x82  # FIN + opcode (RFC 6455 section 5.2); servers never mask
@@ -66,14 +60,10 @@ def frame(payload: bytes, first: int = _TEXT) -> bytes:
 
 class Outbox:
     """Stands in for an Engine.IO socket's packet queue once its websocket is open: a packet
-    put is framed at once and written to the transport with the other frames put in the same
-    turn of the event loop (see the module doc)."""
+    put is framed and written to the transport at once (see the module doc)."""
 
     def __init__(self, transport: asyncio.Transport) -> None:
         self._transport = transport
-        self._loop = asyncio.get_running_loop()
-        self._frames: list[bytes] = []
-        self._gathered = 0
         self.closed = False
 
     async def put(self, pkt: packet.Packet | None) -> None:
@@ -84,33 +74,17 @@ class Outbox:
             self.write(pkt.encode())
 
     def write(self, data: str | bytes) -> None:
-        """Frame one encoded Engine.IO packet (text, or binary); it is written by the end of
-        this turn of the event loop, in order."""
+        """Write one encoded Engine.IO packet (text, or binary) as one frame."""
         if self.closed:
-            return
-        if not self._frames:
-            gathering = _gathering.get()
-            if gathering is not None and gathering.open:
-                gathering.outboxes.append(self)
-            else:
-                self._loop.call_soon(self.flush)
-        framed = frame(data.encode()) if isinstance(data, str) else frame(data, _BINARY)
-        self._frames.append(framed)
-        self._gathered += len(framed)
-        if self._gathered > _GATHER:  # a burst: into the send buffer (and its bound) now
-            self.flush()
-
-    def flush(self) -> None:
-        """Write the frames waiting, in one piece; cut the client off when more than
-        :data:`MAX_BUFFERED` bytes then wait in its send buffer."""
-        frames, self._frames, self._gathered = self._frames, [], 0
-        if self.closed or not frames:
             return
         transport = self._transport
         if transport.is_closing():
             self.closed = True
             return
-        transport.write(frames[0] if len(frames) == 1 else b"".join(frames))
+        if isinstance(data, str):
+            transport.write(frame(data.encode()))
+        else:
+            transport.write(frame(data, _BINARY))
         if transport.get_write_buffer_size() > MAX_BUFFERED:
             log.info("slow_client_dropped", buffered=transport.get_write_buffer_size())
             self.closed = True
@@ -118,32 +92,9 @@ class Outbox:
 
     async def join(self) -> None:
         """Everything put has been written (engineio waits for this when closing)."""
-        self.flush()
 
     def task_done(self) -> None:
         """Nothing to account for: packets are written when put."""
-
-
-class _Gathering:
-    """The outboxes written to while a connection's loop handles one packet: flushed when
-    the handling ends, so what it sent leaves without a turn of the event loop of its own."""
-
-    __slots__ = ("open", "outboxes")
-
-    def __init__(self) -> None:
-        self.open = False
-        self.outboxes: list[Outbox] = []
-
-    def flush(self) -> None:
-        self.open = False
-        outboxes, self.outboxes = self.outboxes, []
-        for outbox in outboxes:
-            outbox.flush()
-
-
-#: The gathering of the connection loop whose packet is being handled, in its task (and the
-#: tasks it starts: while it is open, they gather too).
-_gathering: ContextVar[_Gathering | None] = ContextVar("gathering", default=None)
 
 
 class ServerWebSocket(engineio.async_drivers.aiohttp.WebSocket):  # type: ignore[misc]
@@ -174,9 +125,7 @@ async def _serve(socket: Any, ws: web.WebSocketResponse, transport: asyncio.Tran
         await _read(socket, ws)
     finally:
         # Also when the server is stopping (cancelled): the connection still ends as a
-        # disconnect, as it would have under python-engineio's own loop. What waits goes
-        # out before the close frame.
-        outbox.flush()
+        # disconnect, as it would have under python-engineio's own loop.
         outbox.closed = True
         await ws.close()
         await socket.close(wait=False, abort=True, reason=socket.server.reason.TRANSPORT_CLOSE)
@@ -186,8 +135,6 @@ async def _read(socket: Any, ws: web.WebSocketResponse) -> None:
     """Hand each packet to the engineio socket until the client goes (module doc)."""
     limit = socket.server.ping_interval + socket.server.ping_timeout
     on_message = socket.server.handlers.get("message")
-    gathering = _Gathering()
-    _gathering.set(gathering)  # in this connection's task only
     loop = asyncio.get_running_loop()
     renewed = loop.time()
     try:
@@ -204,7 +151,6 @@ async def _read(socket: Any, ws: web.WebSocketResponse) -> None:
                     deadline.reschedule(now + limit)
                     renewed = now
                 data = message.data
-                gathering.open = True
                 try:
                     if (
                         type(data) is str
@@ -224,8 +170,6 @@ async def _read(socket: Any, ws: web.WebSocketResponse) -> None:
                     continue
                 except Exception:
                     log.exception("packet_failed")
-                finally:
-                    gathering.flush()
     except TimeoutError:
         return  # silent for longer than a ping cycle: gone
 
