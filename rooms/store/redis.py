@@ -27,6 +27,7 @@ from rooms.ledger import LedgerEvent, Scalar
 from rooms.session import SessionSpec, SessionStatus
 from rooms.state import SessionState
 from rooms.store.base import Mutation, SessionStore, check_spare, utc
+from rooms.store.deadlines import Deadlines
 from rooms.store.script import Script
 
 #: Connections one process keeps to Redis at most.
@@ -104,6 +105,7 @@ class RedisStore(SessionStore):
         self._timeout = timeout
         # One connection per command in flight, so this bounds the connections too.
         self._slots = asyncio.Semaphore(MAX_CONNECTIONS)
+        self._deadlines = Deadlines(timeout)
         # The hot path: every change is one call of this script (rooms.store.script).
         self._cas = Script(client.connection_pool, _CAS_LUA)
         self._forget = client.register_script(_FORGET_LUA)
@@ -375,16 +377,24 @@ class RedisStore(SessionStore):
         """``await command(*params, **options)``, bounded: every Redis command goes through here.
 
         Beyond MAX_CONNECTIONS commands in flight, callers queue (an uncontended acquire does
-        not suspend). A Redis that does not answer within the timeout, or cannot be reached
-        after the client's retries, is StoreUnavailable. A command cancelled by the timeout
+        not suspend). A Redis that does not answer within the timeout (one timer bounds every
+        call: rooms.store.deadlines), or cannot be reached after the client's retries, is
+        StoreUnavailable. A command cancelled by the timeout
         mid-send or mid-read loses its connection (redis-py disconnects on any exception
         there), so no pooled connection is left holding half a reply.
         """
+        call = self._deadlines.start()
         try:
-            async with asyncio.timeout(self._timeout), self._slots:
+            async with self._slots:
                 return await command(*params, **options)
+        except asyncio.CancelledError:
+            if call.expired():
+                raise StoreUnavailable("redis is unreachable") from TimeoutError()
+            raise
         except _UNREACHABLE as exc:
             raise StoreUnavailable("redis is unreachable") from exc
+        finally:
+            call.done = True
 
     def _remember(self, sid: SessionId, doc: str, out: SessionState | None = None) -> None:
         """Cache ``doc`` as the session's document (``out``: the state a transaction returns
