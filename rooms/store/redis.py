@@ -102,7 +102,6 @@ class RedisStore(SessionStore):
         self._prefix = prefix
         self._ttl = str(ended_ttl_seconds)
         self._max_attempts = max_attempts
-        self._timeout = timeout
         # One connection per command in flight, so this bounds the connections too.
         self._slots = asyncio.Semaphore(MAX_CONNECTIONS)
         self._deadlines = Deadlines(timeout)
@@ -379,9 +378,9 @@ class RedisStore(SessionStore):
         Beyond MAX_CONNECTIONS commands in flight, callers queue (an uncontended acquire does
         not suspend). A Redis that does not answer within the timeout (one timer bounds every
         call: rooms.store.deadlines), or cannot be reached after the client's retries, is
-        StoreUnavailable. A command cancelled by the timeout
-        mid-send or mid-read loses its connection (redis-py disconnects on any exception
-        there), so no pooled connection is left holding half a reply.
+        StoreUnavailable. A command cancelled by the timeout mid-send or mid-read loses its
+        connection (redis-py disconnects on any exception there), so no pooled connection is
+        left holding half a reply.
         """
         call = self._deadlines.start()
         try:
