@@ -43,7 +43,8 @@ log = structlog.get_logger("homeroom.signaling")
 #: Bytes that may wait in a connection's send buffer before the client counts as gone.
 MAX_BUFFERED = 1 << 20
 
-_MESSAGE = str(packet.MESSAGE)
+#: The type prefix of an Engine.IO MESSAGE packet (what carries every socket.io packet).
+MESSAGE = str(packet.MESSAGE)
 _TEXT, _BINARY = 0x81, 0x82  # FIN + opcode (RFC 6455 section 5.2); servers never mask
 _LEN16, _LEN64 = struct.Struct("!BBH"), struct.Struct("!BBQ")
 
@@ -154,7 +155,7 @@ async def _read(socket: Any, ws: web.WebSocketResponse) -> None:
                 try:
                     if (
                         type(data) is str
-                        and data[:1] == _MESSAGE
+                        and data[:1] == MESSAGE
                         and data[1:2].isnumeric()
                         and on_message is not None
                     ):

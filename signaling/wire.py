@@ -18,10 +18,10 @@ import pydantic_core
 import socketio
 from socketio import packet
 
-from signaling.websocket import Outbox, use_server_websocket
+from signaling.websocket import MESSAGE, Outbox, use_server_websocket
 
-#: Packet type prefixes: a socket.io EVENT, inside an Engine.IO MESSAGE.
-_EVENT, _MESSAGE = str(packet.EVENT), "4"
+#: The type prefix of a socket.io EVENT packet (carried inside an Engine.IO MESSAGE).
+_EVENT = str(packet.EVENT)
 
 
 def _bounded_int(text: str) -> int:
@@ -97,7 +97,7 @@ class Server(socketio.AsyncServer):  # type: ignore[misc]  # python-socketio is 
         """Send one encoded socket.io packet to the Engine.IO connection ``eio_sid``."""
         outbox = getattr(self.eio.sockets.get(eio_sid), "queue", None)
         if isinstance(outbox, Outbox):
-            outbox.write(_MESSAGE + text)
+            outbox.write(MESSAGE + text)
         else:
             await self.eio.send(eio_sid, text)
 
