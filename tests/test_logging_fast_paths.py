@@ -12,6 +12,8 @@ import io
 import json
 import logging
 import random
+import re
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
@@ -22,6 +24,8 @@ import pytest
 import structlog
 from aiohttp import web
 from structlog.testing import capture_logs
+
+import config.logging as logging_config
 
 # The redactor as it was (both regexes over every string), kept beside its benchmark.
 from bench.logging_cost import old_redact_mapping, old_redact_text
@@ -72,7 +76,9 @@ def test_redact_pii_agrees_with_the_processor_it_replaced() -> None:
     texts = list(generated_texts(3_000, seed=7))
     rng = random.Random(11)
     keys = ["session", "note", "name", "patient_name", "Guardian-Phone", "what", "e-mail", "n"]
-    values: list[Any] = [*texts, 3, 2.5, True, None, Kind.CONTACT, Kind.GROUP, b"555-201-4477"]
+    # Values JSON writes as they are; the old processor let others (bytes, objects) through
+    # unmasked, to be rendered by their repr: test_values_json_has_no_form_for_are_masked.
+    values: list[Any] = [*texts, 3, 2.5, True, None, Kind.CONTACT, Kind.GROUP]
     for _ in range(3_000):
         event: dict[str, Any] = {key: rng.choice(values) for key in rng.sample(keys, 4)}
         event["nested"] = {"contact": [rng.choice(texts), (rng.choice(texts),)], "n": 1}
@@ -194,3 +200,98 @@ async def test_a_real_websocket_upgrade_gets_no_access_line(
         await api.call("GET", "/healthz", 200)
     lines = [(e["path"], e["status"]) for e in logs if e["event"] == "http_request"]
     assert lines == [("/socket.io/", 400), ("/healthz", 200)]
+
+
+# --- json mode's chain in one processor ----------------------------------------------------
+
+
+class Custom:
+    def __structlog__(self) -> str:
+        return "custom: 555-201-4477"
+
+
+class Opaque:
+    def __repr__(self) -> str:
+        return "<opaque mail maria@example.org>"
+
+
+def _varied_lines() -> None:
+    """Lines through every step of the chain: each method, context variables, exceptions, a
+    caller's own level and timestamp, values JSON has no form for, contact details."""
+    log = structlog.get_logger("homeroom.signaling").bind(session="s-1", endpoint="e-2")
+    log.debug("quiet")
+    log.info("joined", attendee="p-201", display_name="Maria Lopez", role=Kind.GROUP)
+    log.warning("note", text="call +1 (555) 201-4477 or maria@example.org", n=7, ok=True)
+    log.warn("old_alias", level="the caller's", timestamp="the caller's")
+    log.error("odd_values", custom=Custom(), opaque=Opaque(), raw=b"555-201-4477", x=1.5)
+    log.critical("more", when=datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC), nan=float("nan"))
+    log.info("nested", data={"contact": ["a@b.co", "555.201.4477", "p-7"], 3: ("s-1",)})
+    log.info("sets", tags={"p-1"}, frozen=frozenset({"maria@example.org"}), none=None)
+    structlog.contextvars.bind_contextvars(request="r-9", session="from the context")
+    try:
+        log.info("with_context", phone_number="555-201-4477")
+        try:
+            raise ValueError("bad phone 555-201-4477")
+        except ValueError:
+            log.exception("failed", what="attach")
+            log.info("not_an_error", exc_info=False)
+            log.error("as_error", exc_info=True)
+    finally:
+        structlog.contextvars.clear_contextvars()
+
+
+def _lines_and_stamps(text: str) -> tuple[list[list[tuple[str, Any]]], list[str]]:
+    lines = [json.loads(line) for line in text.splitlines()]
+    stamps = [str(line["timestamp"]) for line in lines]
+    return [[(k, "<ts>" if k == "timestamp" else v) for k, v in line.items()] for line in lines], (
+        stamps
+    )
+
+
+def test_json_mode_renders_what_the_chain_of_processors_renders() -> None:
+    chained = io.StringIO()
+    configure_logging("json", level="debug", stream=chained)
+    renderer = structlog.processors.JSONRenderer(serializer=logging_config._dumps)
+    structlog.configure(processors=[*logging_config.shared_chain(), renderer])
+    _varied_lines()
+    fused = io.StringIO()
+    configure_logging("json", level="debug", stream=fused)
+    _varied_lines()
+    assert fused.getvalue().count("\n") == chained.getvalue().count("\n") == 12
+    (want, want_stamps), (got, got_stamps) = (
+        _lines_and_stamps(s.getvalue()) for s in (chained, fused)
+    )
+    assert got == want
+    for stamp in want_stamps + got_stamps:
+        assert STAMP.fullmatch(stamp), stamp
+    for secret in ("Maria", "555", "4477", "example.org", "a@b.co"):
+        assert secret not in fused.getvalue()
+
+
+def test_values_json_has_no_form_for_are_masked_as_rendered() -> None:
+    event = {"raw": b"555-201-4477", "custom": Custom(), "opaque": Opaque(), "n": 3, "ok": None}
+    got = redact_pii(None, "info", dict(event))
+    assert got == {
+        "raw": f"b'{REDACTED}'",
+        "custom": f"custom: {REDACTED}",
+        "opaque": f"<opaque mail {REDACTED}>",
+        "n": 3,
+        "ok": None,
+    }
+    assert old_redact_mapping(dict(event))["raw"] == b"555-201-4477"  # what it let through
+
+
+STAMP = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{6})?Z")
+
+
+def test_the_stamp_is_the_timestampers_at_every_instant(monkeypatch: pytest.MonkeyPatch) -> None:
+    rng = random.Random(5)
+    seconds = rng.randrange(1_700_000_000, 1_900_000_000)
+    instants = [seconds * 10**9, seconds * 10**9 + 999, seconds * 10**9 + 1000]
+    for _ in range(3_000):  # mostly the same second again, now and then the next ones
+        seconds += rng.choice((0, 0, 0, 1, 2, 86_399))
+        instants.append(seconds * 10**9 + rng.choice((0, rng.randrange(10**9))))
+    for ns in instants:
+        monkeypatch.setattr(time, "time_ns", lambda ns=ns: ns)
+        moment = datetime.fromtimestamp(ns // 10**9, UTC).replace(microsecond=ns // 1000 % 10**6)
+        assert logging_config.utc_now_text() == moment.isoformat().replace("+00:00", "Z")
