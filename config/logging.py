@@ -80,6 +80,11 @@ _seven_digits = _SEVEN_DIGITS_RE.match
 #: Verdicts of :func:`is_denied_key` by key: log keys come from code, so they are few.
 _KEY_VERDICTS: dict[str, bool] = {}
 _KEY_VERDICTS_MAX = 4096
+#: Short texts found to hold nothing to mask: ids and names of events, logged line after line
+#: (a connection's session and endpoint on each of its lines), are checked once.
+_CLEAN_TEXTS: dict[str, None] = {}
+_CLEAN_TEXTS_MAX = 4096
+_CLEAN_TEXT_LEN = 64
 #: Values that :func:`_redact_value` gives back unchanged, by exact type.
 _SCALARS = frozenset({int, float, bool, type(None)})
 #: JSON encoders by ``default`` function (JSONRenderer passes structlog's fallback).
@@ -168,7 +173,7 @@ def _route_stdlib(shared: list[Processor], renderer: Processor, out: TextIO, lev
 
 
 def _redact_mapping(data: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
-    verdicts = _KEY_VERDICTS
+    verdicts, clean = _KEY_VERDICTS, _CLEAN_TEXTS
     for key, value in data.items():
         denied = verdicts.get(key)
         if denied is None:
@@ -178,9 +183,15 @@ def _redact_mapping(data: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
         if denied:
             data[key] = REDACTED
         elif type(value) is str:
+            if value in clean:
+                continue
             # redact_text's own checks, without the call when it would give the value back.
             if "@" in value or _seven_digits(value) is not None:
                 data[key] = redact_text(value)
+            elif len(value) <= _CLEAN_TEXT_LEN:
+                if len(clean) >= _CLEAN_TEXTS_MAX:
+                    clean.clear()
+                clean[value] = None
         elif type(value) not in _SCALARS:  # numbers and None come through as they are
             data[key] = _redact_value(value)
     return data

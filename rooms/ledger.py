@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-import json
+from _json import encode_basestring_ascii, make_encoder
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -147,7 +147,7 @@ def canonical_json(fields: Mapping[str, object]) -> str:
     null, enums as their values, and datetimes in UTC as ``YYYY-MM-DDTHH:MM:SS.ffffffZ``
     (always six fraction digits), so the text depends on the values alone, not on how pydantic
     or ``isoformat`` render them."""
-    return _CANONICAL.encode(fields)
+    return "".join(_CANONICAL(fields, 0))
 
 
 def utc_stamp(instant: datetime) -> str:
@@ -165,7 +165,10 @@ def _json_default(value: object) -> str:
     raise TypeError(f"{type(value).__name__} has no canonical JSON form")
 
 
-#: One encoder for every hash (``json.dumps`` with options builds a new one per call).
-_CANONICAL = json.JSONEncoder(
-    sort_keys=True, separators=(",", ":"), ensure_ascii=True, default=_json_default
+#: One encoder for every hash: what ``json.JSONEncoder(sort_keys=True, separators=(",", ":"),
+#: ensure_ascii=True, default=_json_default).encode`` runs (its C encoder, which it builds
+#: anew for every call), without the check for circular containers (hashed fields are flat
+#: but for ``data``, whose values are scalars).
+_CANONICAL = make_encoder(
+    None, _json_default, encode_basestring_ascii, None, ":", ",", True, False, True
 )

@@ -88,7 +88,11 @@ def admitted_endpoints(state: SessionState) -> list[EndpointId]:
 
 
 def _in_call(endpoint: EndpointState) -> bool:
-    return any(s.status is not SeatStatus.WAITING for s in endpoint.seats.values())
+    # A loop rather than any() over a generator: several calls for every view built.
+    for seat in endpoint.seats.values():  # noqa: SIM110
+        if seat.status is not SeatStatus.WAITING:
+            return True
+    return False
 
 
 def _by_id(endpoint: EndpointState) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import random
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
@@ -33,7 +34,15 @@ from rooms.audit import (
 from rooms.errors import SessionNotFound
 from rooms.ids import AttendeeId, EndpointId, NodeId, SessionId
 from rooms.kinds import SessionKind
-from rooms.ledger import Ctx, EventKind, LedgerEvent, canonical_json, emit, event_hash
+from rooms.ledger import (
+    Ctx,
+    EventKind,
+    LedgerEvent,
+    canonical_json,
+    emit,
+    event_hash,
+    utc_stamp,
+)
 from rooms.state import SessionState
 from rooms.store import SessionStore
 from tests.factories import E1, E2, E3, P1, P2, T0, C, ctx, make_state
@@ -59,6 +68,23 @@ def test_canonical_json_is_pinned() -> None:
         '"data":{"by":"clinician","n":1,"ok":true,"z":null,"\\u00e9":"\\u00fc"},'
         '"endpoint":null,"kind":"muted","node":"n-1","seq":3,"session":"s-1"}'
     )
+
+
+def test_canonical_json_is_the_standard_librarys_sorted_compact_ascii_json() -> None:
+    rng = random.Random(17)
+    texts = ["", "p-1", "é", "ü\u2028", '\x00\n"', "日本", "\ud83d\ude00", "a" * 40]
+    scalars: list[object] = [*texts, 0, -7, 2**70, True, False, None, EventKind.LEFT]
+    for _ in range(2_000):
+        fields: dict[str, object] = {rng.choice(texts): rng.choice(scalars) for _ in range(5)}
+        fields["data"] = {rng.choice(texts): rng.choice(scalars) for _ in range(3)}
+        fields["at"] = T0 + timedelta(microseconds=rng.randrange(10**12))
+        want = json.dumps(
+            {**fields, "at": utc_stamp(fields["at"])},  # type: ignore[arg-type]
+            sort_keys=True,
+            separators=(",", ":"),
+            ensure_ascii=True,
+        )
+        assert canonical_json(fields) == want
 
 
 def test_event_hash_is_sha256_of_prev_and_canonical_json() -> None:

@@ -90,6 +90,15 @@ def test_redact_pii_agrees_with_the_processor_it_replaced() -> None:
         assert [type(v) for v in got.values()] == [type(v) for v in want.values()]
 
 
+def test_texts_found_clean_are_remembered_within_bounds() -> None:
+    for n in range(3 * logging_config._CLEAN_TEXTS_MAX):
+        event = {"session": f"s-{n:06x}", "note": "x" * 65, "contact": "555-201-4477"}
+        assert redact_pii(None, "info", event) == {**event, "contact": REDACTED}
+        assert len(logging_config._CLEAN_TEXTS) <= logging_config._CLEAN_TEXTS_MAX
+    assert "x" * 65 not in logging_config._CLEAN_TEXTS  # long texts are checked every time
+    assert "555-201-4477" not in logging_config._CLEAN_TEXTS
+
+
 def test_timestamps_never_look_like_contact_details() -> None:
     """Why the stamp may be written after redaction: masking never changed one."""
     moment = datetime(2025, 1, 1, tzinfo=UTC)

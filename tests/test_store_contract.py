@@ -459,6 +459,45 @@ async def test_redis_expires_ended_state_but_never_the_ledger(
         await client.aclose()
 
 
+async def test_redis_transactions_of_a_session_take_turns_and_leave_nothing_behind(
+    redis_store: SessionStore,
+) -> None:
+    """One lock per session with a transaction held or waiting in this process: taken in
+    turn, and gone once the last is done, whether it committed, was refused or cancelled."""
+    assert isinstance(redis_store, RedisStore)
+    sid = (await created(redis_store)).spec.id
+    inside, most = 0, 0
+
+    def counted(attendee: str) -> Mutation:
+        def change(state: SessionState) -> list[LedgerEvent]:
+            nonlocal inside, most
+            inside += 1
+            most = max(most, inside)
+            try:
+                return arrive(attendee)(state)
+            finally:
+                inside -= 1
+
+        return change
+
+    waiting = [asyncio.create_task(redis_store.transact(sid, counted(f"p-{n}"))) for n in range(8)]
+    refused = asyncio.create_task(redis_store.transact(sid, lock_then_refuse))
+    await asyncio.sleep(0)
+    assert redis_store._turns[sid].users == 9
+    waiting[3].cancel()  # while it waits its turn
+    done = await asyncio.gather(*waiting, refused, return_exceptions=True)
+    assert isinstance(done[3], asyncio.CancelledError) and isinstance(done[8], SessionLocked)
+    assert most == 1 and redis_store._turns == {}
+    landed = await redis_store.get(sid)
+    assert sorted(landed.attendees) == sorted(f"p-{n}" for n in range(8) if n != 3)
+    late = asyncio.create_task(redis_store.transact(sid, arrive("p-20")))
+    await asyncio.sleep(0)  # in its turn, waiting for Redis
+    late.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await late
+    assert redis_store._turns == {}
+
+
 async def test_unreachable_redis_raises_store_unavailable() -> None:
     store = open_store(f"redis://127.0.0.1:{free_port()}/0")
     try:

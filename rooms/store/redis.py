@@ -6,7 +6,6 @@ import asyncio
 import itertools
 import random
 import secrets
-import weakref
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -55,6 +54,17 @@ class _Seen:
     doc: str
     out: SessionState | None = None
     spare: SessionState | None = None
+
+
+class _Turns:
+    """A session's transactions in this process, one at a time: the lock they take turns at
+    and how many hold or wait for it (the entry goes when the last one is done)."""
+
+    __slots__ = ("lock", "users")
+
+    def __init__(self) -> None:
+        self.lock = asyncio.Lock()
+        self.users = 0
 
 
 class RedisStore(SessionStore):
@@ -113,9 +123,7 @@ class RedisStore(SessionStore):
         self._audit_lock = asyncio.Lock()
         self._cache: OrderedDict[SessionId, _Seen] = OrderedDict()
         self._cache_size = cache_size
-        self._locks: weakref.WeakValueDictionary[SessionId, asyncio.Lock] = (
-            weakref.WeakValueDictionary()
-        )
+        self._turns: dict[SessionId, _Turns] = {}
         # Write tokens: unique per attempt, so a retried command recognises its own commit.
         self._writer = secrets.token_hex(6)
         self._attempts = itertools.count()
@@ -164,11 +172,17 @@ class RedisStore(SessionStore):
     async def transact(
         self, session: SessionId, change: Mutation
     ) -> tuple[SessionState, list[LedgerEvent]]:
-        lock = self._locks.get(session)
-        if lock is None:
-            lock = self._locks[session] = asyncio.Lock()
-        async with lock:
-            return await self._transact(session, change)
+        turns = self._turns.get(session)
+        if turns is None:
+            turns = self._turns[session] = _Turns()
+        turns.users += 1
+        try:
+            async with turns.lock:
+                return await self._transact(session, change)
+        finally:
+            turns.users -= 1
+            if not turns.users:
+                del self._turns[session]
 
     def release(self, state: SessionState) -> None:
         seen = self._cache.get(state.spec.id)
