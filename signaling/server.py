@@ -41,7 +41,7 @@ from signaling.fanout import BoundedRedisManager
 from signaling.handlers import CHANGES, Conn
 from signaling.ice import TurnConfig, ice_servers
 from signaling.views import View, admitted_endpoints, room_view
-from signaling.wire import Server, TextPacket, send_local
+from signaling.wire import Server, TextPacket, send_local, send_local_events
 
 log = structlog.get_logger("homeroom.signaling")
 
@@ -203,8 +203,8 @@ class SignalingServer:
         socket.io's connect acknowledgement (clients buffer events until then), so a page needs
         no ``hello`` round trip to start."""
         views = self._views.of(state)
-        await send_local(self.sio, conn.sid, "welcome", conn.welcome)
-        await send_local(self.sio, conn.sid, "room", views[conn.endpoint])
+        welcome = [("welcome", conn.welcome), ("room", views[conn.endpoint])]
+        await send_local_events(self.sio, conn.sid, welcome)
         await self._publish(state, events, before, skip=conn.endpoint, views=views)
 
     async def _disconnect(self, sid: str, *_: Any) -> None:

@@ -76,16 +76,24 @@ class Outbox:
 
     def write(self, data: str | bytes) -> None:
         """Write one encoded Engine.IO packet (text, or binary) as one frame."""
+        if isinstance(data, str):
+            self._send(frame(data.encode()))
+        else:
+            self._send(frame(data, _BINARY))
+
+    def write_texts(self, texts: list[str]) -> None:
+        """Write encoded Engine.IO text packets, a frame each, in one write to the transport
+        (one system call where each packet would take its own)."""
+        self._send(b"".join([frame(text.encode()) for text in texts]))
+
+    def _send(self, frames: bytes) -> None:
         if self.closed:
             return
         transport = self._transport
         if transport.is_closing():
             self.closed = True
             return
-        if isinstance(data, str):
-            transport.write(frame(data.encode()))
-        else:
-            transport.write(frame(data, _BINARY))
+        transport.write(frames)
         if transport.get_write_buffer_size() > MAX_BUFFERED:
             log.info("slow_client_dropped", buffered=transport.get_write_buffer_size())
             self.closed = True

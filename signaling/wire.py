@@ -101,6 +101,16 @@ class Server(socketio.AsyncServer):  # type: ignore[misc]  # python-socketio is 
         else:
             await self.eio.send(eio_sid, text)
 
+    async def send_texts(self, eio_sid: str, texts: list[str]) -> None:
+        """Send encoded socket.io packets to ``eio_sid`` in order: in one write to an open
+        websocket of this node, else one after another."""
+        outbox = getattr(self.eio.sockets.get(eio_sid), "queue", None)
+        if isinstance(outbox, Outbox):
+            outbox.write_texts([MESSAGE + text for text in texts])
+        else:
+            for text in texts:
+                await self.eio.send(eio_sid, text)
+
     async def _send_packet(self, eio_sid: str, pkt: packet.Packet) -> None:
         encoded = pkt.encode()
         if type(encoded) is str:
@@ -115,3 +125,12 @@ async def send_local(sio: Server, sid: str, event: str, data: Any) -> None:
     eio_sid = sio.manager.eio_sid_from_sid(sid, "/")
     if eio_sid is not None:
         await sio.send_text(eio_sid, _EVENT + compact_json([event, data]))  # as TextPacket on "/"
+
+
+async def send_local_events(sio: Server, sid: str, events: list[tuple[str, Any]]) -> None:
+    """Send several events to a connection of this node, in order, in one write (see
+    :meth:`Server.send_texts`). A connection that is already gone is skipped."""
+    eio_sid = sio.manager.eio_sid_from_sid(sid, "/")
+    if eio_sid is not None:
+        texts = [_EVENT + compact_json([event, data]) for event, data in events]
+        await sio.send_texts(eio_sid, texts)

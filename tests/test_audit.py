@@ -87,6 +87,18 @@ def test_canonical_json_is_the_standard_librarys_sorted_compact_ascii_json() -> 
         assert canonical_json(fields) == want
 
 
+def test_utc_stamp_is_the_instant_in_utc_with_six_fraction_digits() -> None:
+    rng = random.Random(23)
+    zero = timezone(timedelta(0), "UTC+0")  # UTC, but not the singleton
+    zones = [UTC, zero, timezone(timedelta(hours=-5)), timezone(timedelta(minutes=330))]
+    for _ in range(5_000):
+        naive = datetime(2, 1, 1) + timedelta(microseconds=rng.randrange(3 * 10**17))
+        instant = naive.replace(microsecond=rng.choice((0, naive.microsecond)))
+        instant = instant.replace(tzinfo=rng.choice(zones))
+        utc = instant.astimezone(UTC).replace(tzinfo=None)
+        assert utc_stamp(instant) == utc.isoformat(timespec="microseconds") + "Z"
+
+
 def test_event_hash_is_sha256_of_prev_and_canonical_json() -> None:
     state = make_state()
     first = emit(state, ctx(), EventKind.SESSION_CREATED, actor="c-17", session_kind="individual")

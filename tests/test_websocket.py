@@ -260,3 +260,23 @@ async def test_what_is_sent_to_a_connection_leaves_before_it_is_closed(bare: Bar
     assert await asyncio.wait_for(raw.closed_by_server(), 5)
     await until(lambda: bare.gone == bare.connected and eio_sid not in bare.sio.eio.sockets)
     raw.close()
+
+
+async def test_packets_sent_together_leave_in_one_write_and_in_order(bare: Bare) -> None:
+    raw, eio_sid, socket = await _connected_raw(bare)
+    transport = socket.queue._transport
+    writes: list[bytes] = []
+    write = transport.write
+    transport.write = lambda data: (writes.append(data), write(data))[1]
+    socket.queue.write_texts(['42["welcome",{"a":1}]', '42["room",' + "9" * 200 + "]"])
+    assert len(writes) == 1
+    assert await raw.next_not_ping() == '42["welcome",{"a":1}]'
+    assert await raw.next_not_ping() == '42["room",' + "9" * 200 + "]"  # a 16-bit length
+    await bare.sio.disconnect(bare.connected[0])
+    assert await raw.next_not_ping() == "41"
+    assert await asyncio.wait_for(raw.closed_by_server(), 5)
+    await until(lambda: eio_sid not in bare.sio.eio.sockets)
+    sent = len(writes)
+    socket.queue.write_texts(['42["late",1]'])  # closed: nothing written, and no error
+    assert len(writes) == sent
+    raw.close()
