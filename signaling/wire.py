@@ -11,6 +11,7 @@ decoder built once rather than one per packet.
 
 from __future__ import annotations
 
+import inspect
 import json
 from typing import Any
 
@@ -20,8 +21,8 @@ from socketio import packet
 
 from signaling.websocket import MESSAGE, Outbox, use_server_websocket
 
-#: The type prefix of a socket.io EVENT packet (carried inside an Engine.IO MESSAGE).
-_EVENT = str(packet.EVENT)
+#: The type prefixes of socket.io EVENT and ACK packets (carried inside Engine.IO MESSAGEs).
+_EVENT, _ACK = str(packet.EVENT), str(packet.ACK)
 
 
 def _bounded_int(text: str) -> int:
@@ -74,6 +75,9 @@ class Server(socketio.AsyncServer):  # type: ignore[misc]  # python-socketio is 
     def __init__(self, **options: Any) -> None:
         super().__init__(**options)
         use_server_websocket(self)
+        #: Whether each event handler is a coroutine function (python-socketio asks inspect
+        #: on every event).
+        self._coroutines: dict[Any, bool] = {}
 
     async def _handle_eio_message(self, eio_sid: str, data: Any) -> None:
         """An event on the default namespace, the packet clients send most (``2``, an optional
@@ -92,6 +96,37 @@ class Server(socketio.AsyncServer):  # type: ignore[misc]  # python-socketio is 
                     await self._handle_event(eio_sid, "/", int(ack) if ack else None, payload)
                     return
         await super()._handle_eio_message(eio_sid, data)
+
+    async def _handle_event(
+        self, eio_sid: str, namespace: str | None, id: int | None, data: list[Any]
+    ) -> None:
+        """An event on "/" for one of the server's own coroutine handlers (``on(event)``, or
+        ``on("*")`` for any event not reserved), when handlers run in line
+        (``async_handlers=False``), is handled here: the handler awaited and its answer
+        written straight out as the ACK packet python-socketio would write. python-socketio's
+        way (``_handle_event``, ``_trigger_event``, a Packet built and encoded) cost more than
+        most handlers; everything else still goes that way. One difference: a handler
+        cancelled midway is not answered (python-socketio would answer it with nothing)."""
+        handlers = self.handlers.get("/") if namespace in (None, "/") else None
+        if handlers and not self.async_handlers and type(data) is list and data:
+            event = data[0] if type(data[0]) is str else None
+            sid = self.manager.sid_from_eio_sid(eio_sid, "/")
+            if event is not None and sid is not None and self.manager.is_connected(sid, "/"):
+                handler, args = handlers.get(event), (sid, *data[1:])
+                if handler is None and event not in self.reserved_events:
+                    handler, args = handlers.get("*"), (event, sid, *data[1:])
+                if handler is not None and self._is_coroutine(handler):
+                    answer = await handler(*args)
+                    if id is not None:
+                        await self.send_text(eio_sid, _ACK + str(id) + compact_json(_ack(answer)))
+                    return
+        await super()._handle_event(eio_sid, namespace, id, data)
+
+    def _is_coroutine(self, handler: Any) -> bool:
+        known = self._coroutines.get(handler)
+        if known is None:
+            known = self._coroutines[handler] = inspect.iscoroutinefunction(handler)
+        return known
 
     async def send_text(self, eio_sid: str, text: str) -> None:
         """Send one encoded socket.io packet to the Engine.IO connection ``eio_sid``."""
@@ -117,6 +152,16 @@ class Server(socketio.AsyncServer):  # type: ignore[misc]  # python-socketio is 
             await self.send_text(eio_sid, encoded)
         else:
             await super()._send_packet(eio_sid, pkt)
+
+
+def _ack(answer: Any) -> list[Any]:
+    """The arguments of the ACK packet answering with ``answer``, as python-socketio makes
+    them: none for None, a tuple's items, else the answer alone."""
+    if answer is None:
+        return []
+    if isinstance(answer, tuple):
+        return list(answer)
+    return [answer]
 
 
 async def send_local(sio: Server, sid: str, event: str, data: Any) -> None:

@@ -110,3 +110,70 @@ async def test_events_are_decoded_as_python_socketio_decodes_them() -> None:
         assert await _handled(wire.Server._handle_eio_message, text) == await _handled(
             standard, text
         ), text
+
+
+async def _answers(
+    handle: Callable[[wire.Server, str, str | None, int | None, Any], Awaitable[None]],
+    calls: list[tuple[str | None, int | None, Any]],
+    *,
+    catch_all: bool = True,
+) -> list[Any]:
+    """What a server answers (packets written, handler calls, errors) to ``calls`` of its
+    event handling, with a connected client and handlers returning every kind of answer."""
+    server = wire.Server(async_mode="aiohttp", async_handlers=False)
+    out: list[Any] = []
+
+    async def send_text(eio_sid: str, text: str) -> None:
+        out.append(("sent", eio_sid, text))
+
+    server.send_text = send_text
+    answers: dict[str, Any] = {"none": None, "tuple": (1, "a"), "list": [1, 2], "dict": {"k": 1}}
+
+    async def specific(sid: str, *args: Any) -> Any:
+        out.append(("specific", sid, args))
+        return {"ok": True, "args": list(args)}
+
+    async def any_event(event: str, sid: str, *args: Any) -> Any:
+        out.append(("any", event, sid, args))
+        return answers.get(event, "text")
+
+    def plain(sid: str, *args: Any) -> Any:  # not a coroutine function
+        out.append(("plain", sid, args))
+        return "plain"
+
+    server.on("admit", specific)
+    server.on("sync", plain)
+    if catch_all:
+        server.on("*", any_event)
+    sid = await server.manager.connect("eio-1", "/")
+    for namespace, id, data in calls:
+        try:
+            await handle(server, "eio-1", namespace, id, data)
+        except Exception as exc:
+            out.append(("raised", type(exc).__name__))
+    return [tuple("<sid>" if part == sid else part for part in entry) for entry in out]
+
+
+@pytest.mark.parametrize("catch_all", [True, False])
+async def test_events_are_answered_as_python_socketio_answers_them(catch_all: bool) -> None:
+    calls: list[tuple[str | None, int | None, Any]] = []
+    for event in ("admit", "sync", "none", "tuple", "list", "dict", "other", "connect", "é"):
+        for id in (None, 0, 7, 123456):
+            calls.append((None, id, [event]))
+            calls.append(("/", id, [event, {"attendee": "p-1"}, [1, 2]]))
+    calls += [("/admin", 3, ["admit"]), ("/", 1, []), ("/", 1, [3]), ("/", 2, {"a": 1})]
+    ours = await _answers(wire.Server._handle_event, calls, catch_all=catch_all)
+    standard = await _answers(socketio.AsyncServer._handle_event, calls, catch_all=catch_all)
+    assert ours == standard
+    assert ("sent", "eio-1", '37[{"ok":true,"args":[]}]') in ours
+    assert ("sent", "eio-1", '3123456[1,"a"]') in ours or not catch_all
+
+
+async def test_events_of_a_client_not_connected_are_dropped_as_before() -> None:
+    calls: list[tuple[str | None, int | None, Any]] = [(None, 1, ["admit"])]
+
+    async def gone(server: wire.Server, eio_sid: str, *rest: Any) -> None:
+        await server.manager.disconnect(server.manager.sid_from_eio_sid(eio_sid, "/"), "/")
+        await wire.Server._handle_event(server, eio_sid, *rest)
+
+    assert await _answers(gone, calls) == []
