@@ -204,8 +204,7 @@ class SignalingServer:
         no ``hello`` round trip to start."""
         views = self._views.of(state)
         welcome = [("welcome", conn.welcome), ("room", views[conn.endpoint])]
-        # With socket.io's connect acknowledgement, written as soon as this handler returns.
-        await send_local_events(self.sio, conn.sid, welcome, later=True)
+        await send_local_events(self.sio, conn.sid, welcome)
         await self._publish(state, events, before, skip=conn.endpoint, views=views)
 
     async def _disconnect(self, sid: str, *_: Any) -> None:
@@ -329,9 +328,7 @@ class SignalingServer:
             view = views[endpoint.id]
             if before.saw(endpoint.id, view):
                 continue
-            # The caller's view goes out with the answer to its event, which follows at once.
-            later = caller is not None and endpoint.connection == caller
-            await self._send("room", view, endpoint.connection, later=later)
+            await self._send("room", view, endpoint.connection)
         for endpoint_id, reason in closed_by(state, events).items():
             connection = before.connections.get(endpoint_id)
             await self._send("bye", p.Bye(reason=reason).model_dump(), connection)
@@ -340,15 +337,12 @@ class SignalingServer:
             elif connection:
                 await self._drop(connection)
 
-    async def _send(
-        self, event: str, data: dict[str, Any], sid: str | None, *, later: bool = False
-    ) -> None:
-        """Deliver to one connection: directly when it is ours (``later``: with its next
-        packet, see ``send_local``), else through the other nodes."""
+    async def _send(self, event: str, data: dict[str, Any], sid: str | None) -> None:
+        """Deliver to one connection: directly when it is ours, else through the other nodes."""
         if sid is None:
             return
         if sid in self.local:
-            await send_local(self.sio, sid, event, data, later=later)
+            await send_local(self.sio, sid, event, data)
         else:
             await self.sio.emit(event, data, to=sid)
 

@@ -13,10 +13,8 @@ loop in the request's own task:
   ``async_handlers`` off, as the signaling server runs it, each event's handler runs here
   too, one after another);
 - **writing**: the socket's queue is replaced by an :class:`Outbox` that frames each packet
-  and writes it to the transport at once, in order (packets the server knows another will
-  follow within the same turn go out with that one, in one system call). A client that stops
-  reading is cut off once :data:`MAX_BUFFERED` bytes wait for it, instead of holding up
-  whoever sends to it.
+  and writes it to the transport at once, in order. A client that stops reading is cut off
+  once :data:`MAX_BUFFERED` bytes wait for it, instead of holding up whoever sends to it.
 
 Packets are handled by python-engineio's socket as before (``receive``: pings, messages,
 close), and the connection ends through its ``close`` as before. Frames are never compressed
@@ -68,8 +66,6 @@ class Outbox:
     def __init__(self, transport: asyncio.Transport) -> None:
         self._transport = transport
         self.closed = False
-        #: Frames to go out with the next write (``write_texts(..., later=True)``).
-        self._later: list[bytes] = []
 
     async def put(self, pkt: packet.Packet | None) -> None:
         self.put_nowait(pkt)
@@ -85,29 +81,12 @@ class Outbox:
         else:
             self._send(frame(data, _BINARY))
 
-    def write_texts(self, texts: list[str], *, later: bool = False) -> None:
+    def write_texts(self, texts: list[str]) -> None:
         """Write encoded Engine.IO text packets, a frame each, in one write to the transport
-        (one system call where each packet would take its own). ``later``: with the
-        connection's next write instead, or once the packet this connection sent is handled
-        at the latest (the read loop flushes); only for packets sent while handling a packet
-        of this same connection, which the server knows another will follow at once (its
-        answer, socket.io's connect acknowledgement), so both take one system call. Packets
-        go out in the order they were given either way."""
-        frames = b"".join([frame(text.encode()) for text in texts])
-        if not later:
-            self._send(frames)
-        elif not self.closed:
-            self._later.append(frames)
-
-    def flush(self) -> None:
-        """Write what waits to go out with the next write (``later``), if anything does."""
-        if self._later:
-            self._send(b"")
+        (one system call where each packet would take its own)."""
+        self._send(b"".join([frame(text.encode()) for text in texts]))
 
     def _send(self, frames: bytes) -> None:
-        if self._later:
-            frames = b"".join([*self._later, frames])
-            self._later.clear()
         if self.closed:
             return
         transport = self._transport
@@ -152,7 +131,7 @@ async def _serve(socket: Any, ws: web.WebSocketResponse, transport: asyncio.Tran
     while not pending.empty():  # the OPEN packet, queued before the upgrade
         outbox.put_nowait(pending.get_nowait())
     try:
-        await _read(socket, ws, outbox)
+        await _read(socket, ws)
     finally:
         # Also when the server is stopping (cancelled): the connection still ends as a
         # disconnect, as it would have under python-engineio's own loop.
@@ -161,7 +140,7 @@ async def _serve(socket: Any, ws: web.WebSocketResponse, transport: asyncio.Tran
         await socket.close(wait=False, abort=True, reason=socket.server.reason.TRANSPORT_CLOSE)
 
 
-async def _read(socket: Any, ws: web.WebSocketResponse, outbox: Outbox) -> None:
+async def _read(socket: Any, ws: web.WebSocketResponse) -> None:
     """Hand each packet to the engineio socket until the client goes (module doc)."""
     limit = socket.server.ping_interval + socket.server.ping_timeout
     on_message = socket.server.handlers.get("message")
@@ -200,9 +179,6 @@ async def _read(socket: Any, ws: web.WebSocketResponse, outbox: Outbox) -> None:
                     continue
                 except Exception:
                     log.exception("packet_failed")
-                finally:
-                    if outbox._later:  # what its handling left to go out with its answer
-                        outbox.flush()
     except TimeoutError:
         return  # silent for longer than a ping cycle: gone
 

@@ -136,13 +136,12 @@ class Server(socketio.AsyncServer):  # type: ignore[misc]  # python-socketio is 
         else:
             await self.eio.send(eio_sid, text)
 
-    async def send_texts(self, eio_sid: str, texts: list[str], *, later: bool = False) -> None:
+    async def send_texts(self, eio_sid: str, texts: list[str]) -> None:
         """Send encoded socket.io packets to ``eio_sid`` in order: in one write to an open
-        websocket of this node (``later``: with its next write, see
-        :meth:`Outbox.write_texts`), else one after another."""
+        websocket of this node, else one after another."""
         outbox = getattr(self.eio.sockets.get(eio_sid), "queue", None)
         if isinstance(outbox, Outbox):
-            outbox.write_texts([MESSAGE + text for text in texts], later=later)
+            outbox.write_texts([MESSAGE + text for text in texts])
         else:
             for text in texts:
                 await self.eio.send(eio_sid, text)
@@ -165,26 +164,18 @@ def _ack(answer: Any) -> list[Any]:
     return [answer]
 
 
-async def send_local(sio: Server, sid: str, event: str, data: Any, *, later: bool = False) -> None:
-    """Send ``event`` to a connection of this node, in order with its other packets
-    (``later``: with the connection's next packet, see :meth:`Server.send_texts`). A
+async def send_local(sio: Server, sid: str, event: str, data: Any) -> None:
+    """Send ``event`` to a connection of this node, in order with its other packets. A
     connection that is already gone is skipped."""
     eio_sid = sio.manager.eio_sid_from_sid(sid, "/")
     if eio_sid is not None:
-        text = _EVENT + compact_json([event, data])  # as TextPacket encodes an event on "/"
-        if later:
-            await sio.send_texts(eio_sid, [text], later=True)
-        else:
-            await sio.send_text(eio_sid, text)
+        await sio.send_text(eio_sid, _EVENT + compact_json([event, data]))  # as TextPacket on "/"
 
 
-async def send_local_events(
-    sio: Server, sid: str, events: list[tuple[str, Any]], *, later: bool = False
-) -> None:
+async def send_local_events(sio: Server, sid: str, events: list[tuple[str, Any]]) -> None:
     """Send several events to a connection of this node, in order, in one write (see
     :meth:`Server.send_texts`). A connection that is already gone is skipped."""
     eio_sid = sio.manager.eio_sid_from_sid(sid, "/")
     if eio_sid is not None:
-        # As TextPacket encodes an event on "/".
         texts = [_EVENT + compact_json([event, data]) for event, data in events]
-        await sio.send_texts(eio_sid, texts, later=later)
+        await sio.send_texts(eio_sid, texts)

@@ -280,26 +280,3 @@ async def test_packets_sent_together_leave_in_one_write_and_in_order(bare: Bare)
     socket.queue.write_texts(['42["late",1]'])  # closed: nothing written, and no error
     assert len(writes) == sent
     raw.close()
-
-
-async def test_packets_sent_later_leave_with_the_next_write_or_a_flush(bare: Bare) -> None:
-    raw, _, socket = await _connected_raw(bare)
-    outbox = socket.queue
-    writes: list[bytes] = []
-    write = outbox._transport.write
-    outbox._transport.write = lambda data: (writes.append(data), write(data))[1]
-    outbox.write_texts(['42["view",1]'], later=True)
-    outbox.write_texts(['42["view",2]'], later=True)
-    outbox.write("431[]")  # the answer that follows: one write for all three
-    assert len(writes) == 1
-    outbox.write_texts(['42["alone",3]'], later=True)  # nothing follows
-    assert len(writes) == 1
-    outbox.flush()  # as the read loop does once a packet of this connection is handled
-    assert len(writes) == 2
-    for text in ('42["view",1]', '42["view",2]', "431[]", '42["alone",3]'):
-        assert await raw.next_not_ping() == text
-    outbox.write_texts(['42["last",4]'], later=True)
-    await bare.sio.disconnect(bare.connected[0])  # what was sent later still goes first
-    assert await raw.next_not_ping() == '42["last",4]'
-    assert await raw.next_not_ping() == "41"
-    raw.close()
