@@ -6,7 +6,9 @@ JSON object), and each ``emit`` to one connection ran in a task of its own that 
 then waited for. Packets are encoded by pydantic-core's serializer (the same text as the
 standard library's compact ``json.dumps``, at about a third of its cost). Incoming packets
 are decoded as before, python-engineio's guard against huge integers included, by one
-decoder built once rather than one per packet.
+decoder built once rather than one per packet, and an event for one of the server's own
+handlers is dispatched and answered here rather than through python-socketio's general event
+machinery (:meth:`Server._handle_event`).
 """
 
 from __future__ import annotations
