@@ -145,7 +145,7 @@ def attach(
     if len(found.seats) >= 2:
         raise DeviceFull("a device carries at most two attendees")
     primary = next(iter(found.seats))
-    in_call = any(s.status is not SeatStatus.WAITING for s in found.seats.values())
+    in_call = found.in_call()
     already_in = state.is_admitted(attendee)
     if state.locked and not already_in:
         raise SessionLocked("the clinician has locked this session")

@@ -51,6 +51,14 @@ class EndpointState(BaseModel):
     connected: bool = True
     disconnected_at: AwareDatetime | None = None
 
+    def in_call(self) -> bool:
+        """Taking part in the call: an attendee on it is admitted (present or marked absent),
+        not waiting. A loop, not any() over a generator: views ask it several times a change."""
+        for seat in self.seats.values():  # noqa: SIM110
+            if seat.status is not SeatStatus.WAITING:
+                return True
+        return False
+
 
 class AttendeeState(BaseModel):
     """Per-person state that outlives any one endpoint."""

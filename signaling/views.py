@@ -12,7 +12,7 @@ from typing import Any
 
 from rooms.authz import is_host
 from rooms.ids import EndpointId
-from rooms.state import EndpointState, SeatStatus, SessionState
+from rooms.state import EndpointState, SessionState
 
 #: A ``room`` payload (the JSON object of :class:`signaling.protocol.Room`).
 View = dict[str, Any]
@@ -45,7 +45,7 @@ class _Views:
 
     def of(self, me: EndpointState) -> View:
         state = self.state
-        admitted = _in_call(me)
+        admitted = me.in_call()
         view: View = {
             "version": state.version,
             "status": str(state.status),
@@ -69,14 +69,14 @@ class _Views:
 
     def _in_call(self) -> list[dict[str, Any]]:
         if self._call is None:
-            found = sorted((e for e in self.state.endpoints.values() if _in_call(e)), key=_by_id)
+            found = sorted((e for e in self.state.endpoints.values() if e.in_call()), key=_by_id)
             self._call = [self._describe(e) for e in found]
         return self._call
 
     def _in_waiting_room(self) -> list[dict[str, Any]]:
         if self._waiting is None:
             found = sorted(
-                (e for e in self.state.endpoints.values() if not _in_call(e)), key=_by_arrival
+                (e for e in self.state.endpoints.values() if not e.in_call()), key=_by_arrival
             )
             self._waiting = [self._describe(e) for e in found]
         return self._waiting
@@ -84,15 +84,7 @@ class _Views:
 
 def admitted_endpoints(state: SessionState) -> list[EndpointId]:
     """Endpoints taking part in the call (media may flow between these only)."""
-    return [e.id for e in state.endpoints.values() if _in_call(e)]
-
-
-def _in_call(endpoint: EndpointState) -> bool:
-    # A loop rather than any() over a generator: several calls for every view built.
-    for seat in endpoint.seats.values():  # noqa: SIM110
-        if seat.status is not SeatStatus.WAITING:
-            return True
-    return False
+    return [e.id for e in state.endpoints.values() if e.in_call()]
 
 
 def _by_id(endpoint: EndpointState) -> str:

@@ -130,10 +130,15 @@ class Server(socketio.AsyncServer):  # type: ignore[misc]  # python-socketio is 
             known = self._coroutines[handler] = inspect.iscoroutinefunction(handler)
         return known
 
+    def _outbox(self, eio_sid: str) -> Outbox | None:
+        """The outbox of ``eio_sid`` when it is an open websocket of this node."""
+        outbox = getattr(self.eio.sockets.get(eio_sid), "queue", None)
+        return outbox if isinstance(outbox, Outbox) else None
+
     async def send_text(self, eio_sid: str, text: str) -> None:
         """Send one encoded socket.io packet to the Engine.IO connection ``eio_sid``."""
-        outbox = getattr(self.eio.sockets.get(eio_sid), "queue", None)
-        if isinstance(outbox, Outbox):
+        outbox = self._outbox(eio_sid)
+        if outbox is not None:
             outbox.write(MESSAGE + text)
         else:
             await self.eio.send(eio_sid, text)
@@ -141,8 +146,8 @@ class Server(socketio.AsyncServer):  # type: ignore[misc]  # python-socketio is 
     async def send_texts(self, eio_sid: str, texts: list[str]) -> None:
         """Send encoded socket.io packets to ``eio_sid`` in order: in one write to an open
         websocket of this node, else one after another."""
-        outbox = getattr(self.eio.sockets.get(eio_sid), "queue", None)
-        if isinstance(outbox, Outbox):
+        outbox = self._outbox(eio_sid)
+        if outbox is not None:
             outbox.write_texts([MESSAGE + text for text in texts])
         else:
             for text in texts:
