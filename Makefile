@@ -5,12 +5,12 @@ BIN := $(VENV)/bin
 # Reinstall only when the package definition changes.
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint check-redis bench check-chromium assets
+.PHONY: run test lint check-redis bench check-chromium check-janus assets
 
-run: $(STAMP) assets
+run: $(STAMP) assets check-janus
 	$(BIN)/homeroom serve --demo
 
-test: $(STAMP) assets check-redis check-chromium lint
+test: $(STAMP) assets check-redis check-chromium check-janus lint
 	$(BIN)/pytest
 
 lint: $(STAMP)
@@ -38,6 +38,19 @@ check-redis:
 		echo "  macOS:         brew install redis"; \
 		echo "or point REDIS_URL at a Redis you run (the tests use their own key prefixes)."; \
 		exit 1; \
+	fi
+
+# Group sessions are forwarded by Janus VideoRoom (Debian `janus`): `homeroom serve` starts it
+# from config/janus/ and the media tests run it in a network namespace of their own.
+check-janus:
+	@if command -v janus >/dev/null 2>&1 || [ -x /usr/bin/janus ] || [ -x /usr/sbin/janus ]; then \
+		exit 0; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		echo "janus is missing; installing the Debian package"; \
+		apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y janus; \
+	else \
+		echo "janus is missing: group sessions fall back to the peer-to-peer mesh, and the"; \
+		echo "group media tests will fail. Debian/Ubuntu: sudo apt-get install janus"; \
 	fi
 
 # The pages' only third-party script, the socket.io client, comes from npm (web/package-lock.json)

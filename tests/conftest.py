@@ -16,8 +16,9 @@ from rooms.store import MemoryStore, SessionStore, base, open_store
 from rooms.store.redis import RedisStore
 from tests.redis_server import MISSING, RedisServer
 
-#: Fixtures of real `homeroom serve` processes (``served``) and of Chromium (``browsers``).
-pytest_plugins = ["tests.served", "tests.browser"]
+#: Fixtures of real `homeroom serve` processes (``served``), of Chromium (``browsers``), of
+#: network namespaces (``netns``) and of a real Janus inside one (``janus``).
+pytest_plugins = ["tests.served", "tests.browser", "tests.netns", "tests.janus_server"]
 
 BACKENDS = ["memory", "redis"]
 

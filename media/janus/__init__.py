@@ -1,0 +1,1 @@
+"""Homeroom's side of Janus: its configuration, its process, and a client of its JSON API."""
