@@ -21,6 +21,7 @@ from playwright.async_api import (
     Playwright,
     Response,
     async_playwright,
+    expect,
 )
 from playwright.async_api import TimeoutError as PlaywrightTimeout
 
@@ -143,6 +144,12 @@ async def shows(page: Page, selector: str, words: str, within: float = WITHIN) -
     """Wait until the visible element ``selector`` contains ``words``."""
     locator = page.locator(selector).filter(has_text=words)
     await locator.first.wait_for(state="visible", timeout=within * 1000)
+
+
+async def says(page: Page, selector: str, words: str, within: float = WITHIN) -> None:
+    """Wait until the element ``selector`` says exactly ``words`` (whitespace normalized): the
+    state meant, not one that merely contains it ("Live" is not "Live · Locked")."""
+    await expect(page.locator(selector)).to_have_text(words, timeout=within * 1000)
 
 
 async def stage(page: Page, name: str, within: float = WITHIN) -> None:

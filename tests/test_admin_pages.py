@@ -236,6 +236,8 @@ async def test_staff_pages_explain_refused_tokens_and_take_a_pasted_one(
     await shows(page, "#chain.intact", "intact")
     # The token is kept for this tab: the session list opens signed in, then signs out.
     await page.get_by_role("link", name="Sessions").click()
+    # The admin page says the same words: wait for the session list itself before signing out.
+    await page.wait_for_url(f"{served.url}/console")
     await shows(page, "#who", "admin-1 (admin)")
     await page.get_by_role("button", name="Sign out").click()
     await shows(page, "#signin-why", "You are signed out")
