@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gc
+import getpass
 import json
 import os
 import shlex
@@ -101,6 +102,11 @@ def _add_create_arguments(create: argparse.ArgumentParser) -> None:
     add("--identified-patient", metavar="ID", help="couples sessions: the claim's subject")
     add("--url", help="create through this server's API (default: see README)")
     add("--token", help="staff token for --url (default: an admin token from this secret)")
+    add(
+        "--operator",
+        metavar="ID",
+        help="your staff id, recorded as who created the session (default: cli.<login name>)",
+    )
 
 
 def cmd_token(args: argparse.Namespace) -> int:
@@ -139,13 +145,14 @@ def cmd_session_create(args: argparse.Namespace) -> int:
     The embedded store lives inside the server process, so without Redis the server is the
     only place a session can be created.
     """
+    operator = _operator(args.operator)
     settings = load_settings()
     req = _request_from_args(args, settings)
     if args.url or settings.redis_url is None:
-        token = args.token or cli_token(settings)
+        token = args.token or cli_token(settings, operator)
         body = asyncio.run(_create_over_http(args.url or settings.public_url, token, req))
     else:
-        body = asyncio.run(_create_in_store(settings, req))
+        body = asyncio.run(_create_in_store(settings, req, operator))
     print(json.dumps(body, indent=2))
     return 0
 
@@ -296,11 +303,25 @@ async def _create_over_http(base_url: str, token: str, req: CreateSession) -> An
     return body
 
 
-async def _create_in_store(settings: Settings, req: CreateSession) -> Any:
+def _operator(given: str | None) -> str:
+    """Who runs ``session create``: recorded as the session's creator (a record, not a grant:
+    staff act on a session by role or by being on its roster)."""
+    if given is not None:
+        if not is_valid_id(given):
+            raise InvalidMessage("--operator: use letters, digits and . _ - only (a pseudonym)")
+        return given
+    try:
+        login = f"{CLI_SUBJECT}.{getpass.getuser()}"[:64]
+    except (OSError, KeyError):  # no login name (a container's bare uid)
+        return CLI_SUBJECT
+    return login if is_valid_id(login) else CLI_SUBJECT
+
+
+async def _create_in_store(settings: Settings, req: CreateSession, operator: str) -> Any:
     store = open_store(settings.redis_url, prefix=settings.redis_prefix)
     try:
         rooms = Rooms(store, node=NodeId(settings.node_id), group_capacity=settings.group_capacity)
-        state = await rooms.create_session(req, created_by=CLI_SUBJECT)
+        state = await rooms.create_session(req, created_by=operator)
     finally:
         await store.close()
     return created_body(state, settings).model_dump(mode="json")

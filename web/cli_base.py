@@ -21,8 +21,9 @@ class CliError(Exception):
         self.code, self.detail = code, detail
 
 
-def cli_token(settings: Settings) -> str:
+def cli_token(settings: Settings, subject: str = CLI_SUBJECT) -> str:
+    """A short admin token for ``subject`` (the operator running the command)."""
     # Whoever can read the signing secret can mint any token, so this grants nothing new.
     return issue_staff_token(
-        settings.signing_secret, StaffRole.ADMIN, CLI_SUBJECT, utcnow(), timedelta(minutes=5)
+        settings.signing_secret, StaffRole.ADMIN, subject, utcnow(), timedelta(minutes=5)
     )
