@@ -8,6 +8,8 @@ from typing import Annotated, NewType
 
 from pydantic import StringConstraints
 
+from rooms.errors import InvalidMessage
+
 SessionId = NewType("SessionId", str)
 AttendeeId = NewType("AttendeeId", str)
 EndpointId = NewType("EndpointId", str)
@@ -25,6 +27,15 @@ PseudonymStr = Annotated[str, StringConstraints(pattern=ID_PATTERN)]
 def is_valid_id(value: str) -> bool:
     """True when ``value`` is an acceptable opaque id."""
     return bool(_ID_RE.match(value))
+
+
+def parse_session_id(value: str) -> SessionId:
+    """``value`` as a session id, checked against :data:`ID_PATTERN` before it can reach the
+    store: an id holding ``:`` would name another of the session's keys (its ledger stream
+    ``...:ev``, its spec ``...:spec``)."""
+    if not _ID_RE.match(value):
+        raise InvalidMessage("session: not a session id")
+    return SessionId(value)
 
 
 def new_session_id() -> SessionId:

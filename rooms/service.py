@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from rooms.clock import Clock, utcnow
 from rooms.errors import InvalidRoster
 from rooms.ids import AttendeeId, NodeId, PseudonymStr, SessionId, new_session_id
 from rooms.kinds import GroupPurpose, Role, SessionKind
 from rooms.ledger import Ctx, EventKind, LedgerEvent, emit
+from rooms.ranges import Instant
 from rooms.roster import RosterEntry, build_roster, patients
 from rooms.session import SessionSpec
 from rooms.state import SessionState
@@ -27,7 +28,7 @@ class CreateSession(BaseModel):
 
     kind: SessionKind
     roster: list[RosterEntry] = Field(min_length=1, max_length=200)
-    starts_at: AwareDatetime | None = None  # None: now
+    starts_at: Instant | None = None  # None: now
     planned_minutes: int = Field(default=60, ge=5, le=24 * 60)
     purpose: GroupPurpose | None = None
     capacity: int | None = Field(default=None, ge=1, le=200)

@@ -21,6 +21,7 @@ from rooms.audit import (
     verify_session,
 )
 from rooms.ids import SessionId
+from rooms.ranges import Day
 from rooms.service import Rooms
 from rooms.tokens import StaffRole
 from web.auth import require_staff
@@ -40,8 +41,8 @@ class AuditParams(BaseModel):
 class RangeParams(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
-    first: date = Field(default=EVER[0], alias="from")
-    last: date = Field(default=EVER[1], alias="to")
+    first: Day = Field(default=EVER[0], alias="from")
+    last: Day = Field(default=EVER[1], alias="to")
 
 
 async def verify(rooms: Rooms, tz: str, first: date, last: date, *, actor: str) -> dict[str, Any]:

@@ -5,7 +5,6 @@ Every download is itself recorded in the admin audit log (who exported what, whe
 
 from __future__ import annotations
 
-from datetime import date
 from typing import Literal
 
 from aiohttp import web
@@ -15,6 +14,7 @@ from rooms.attendance import report
 from rooms.attendance.rules import BillingRules
 from rooms.audit import AdminAction
 from rooms.ids import AttendeeId, PseudonymStr, SessionId
+from rooms.ranges import Day
 from rooms.service import Rooms
 from rooms.tokens import StaffRole
 from web.auth import require_staff
@@ -27,8 +27,8 @@ class AttendanceParams(BaseModel):
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
-    first: date = Field(alias="from")
-    last: date = Field(alias="to")
+    first: Day = Field(alias="from")
+    last: Day = Field(alias="to")
     format: Literal["csv", "jsonl", "fhir", "json"] = "csv"
     session: str | None = Field(default=None, pattern=r"^s-[A-Za-z0-9_-]{4,32}$")
     patient: PseudonymStr | None = None

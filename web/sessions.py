@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime, time, timedelta
+from datetime import datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from aiohttp import web
@@ -11,8 +11,9 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 from config.settings import Settings
 from rooms.authz import require_active
 from rooms.errors import InvalidMessage, NotAuthorized, SessionNotFound
-from rooms.ids import AttendeeId, SessionId
+from rooms.ids import AttendeeId, SessionId, parse_session_id
 from rooms.kinds import CareFunction, GroupPurpose, Role, SessionKind
+from rooms.ranges import Day
 from rooms.service import CreateSession
 from rooms.session import SessionStatus
 from rooms.state import SeatStatus, SessionState
@@ -69,8 +70,8 @@ class SessionList(BaseModel):
 class ListParams(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
-    first: date = Field(alias="from")
-    last: date = Field(alias="to")
+    first: Day = Field(alias="from")
+    last: Day = Field(alias="to")
 
 
 def created_body(state: SessionState, settings: Settings) -> SessionCreated:
@@ -138,7 +139,7 @@ async def create_session(request: web.Request) -> web.Response:
 async def get_session(request: web.Request) -> web.Response:
     settings, rooms = request.app[SETTINGS], request.app[ROOMS]
     staff = require_staff(request, settings.signing_secret, rooms.clock())
-    state = await rooms.get_session(SessionId(request.match_info["session"]))
+    state = await rooms.get_session(parse_session_id(request.match_info["session"]))
     authorize_read(staff, state)
     return _json(summary(state))
 
@@ -148,7 +149,7 @@ async def reissue_links(request: web.Request) -> web.Response:
     everyone not removed from it (earlier links keep working until they expire)."""
     settings, rooms = request.app[SETTINGS], request.app[ROOMS]
     staff = require_staff(request, settings.signing_secret, rooms.clock())
-    state = await rooms.get_session(SessionId(request.match_info["session"]))
+    state = await rooms.get_session(parse_session_id(request.match_info["session"]))
     authorize_read(staff, state)
     require_active(state)
     body = created_body(state, settings)

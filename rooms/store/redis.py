@@ -423,13 +423,15 @@ class RedisStore(SessionStore):
         return f"{self._writer}.{next(self._attempts)}"
 
     def _state_key(self, sid: SessionId) -> str:
+        if ":" in sid:  # would name another key of a session (rooms.ids.parse_session_id)
+            raise SessionNotFound("no such session")
         return f"{self._prefix}:s:{sid}"
 
     def _events_key(self, sid: SessionId) -> str:
-        return f"{self._prefix}:s:{sid}:ev"
+        return self._state_key(sid) + ":ev"
 
     def _spec_key(self, sid: SessionId) -> str:
-        return f"{self._prefix}:s:{sid}:spec"
+        return self._state_key(sid) + ":spec"
 
     @property
     def _audit_key(self) -> str:
