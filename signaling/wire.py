@@ -107,21 +107,28 @@ class Server(socketio.AsyncServer):  # type: ignore[misc]  # python-socketio is 
         (``async_handlers=False``), is handled here: the handler awaited and its answer
         written straight out as the ACK packet python-socketio would write. python-socketio's
         way (``_handle_event``, ``_trigger_event``, a Packet built and encoded) cost more than
-        most handlers; everything else still goes that way. One difference: a handler
-        cancelled midway is not answered (python-socketio would answer it with nothing)."""
+        most handlers; everything else still goes that way. Two differences: a handler
+        cancelled midway is not answered (python-socketio would answer it with nothing), and
+        a client's event named ``connect`` or ``disconnect`` goes to ``on("*")`` like any
+        event without a handler, never to the connection's own handlers (python-socketio
+        dispatches it to them: a second endpoint on one socket, a hang-up of an open one)."""
         handlers = self.handlers.get("/") if namespace in (None, "/") else None
         if handlers and not self.async_handlers and type(data) is list and data:
             event = data[0] if type(data[0]) is str else None
             sid = self.manager.sid_from_eio_sid(eio_sid, "/")
             if event is not None and sid is not None and self.manager.is_connected(sid, "/"):
-                handler, args = handlers.get(event), (sid, *data[1:])
-                if handler is None and event not in self.reserved_events:
+                # A reserved name is an event like any other without a handler of its own.
+                reserved = event in self.reserved_events
+                handler, args = None if reserved else handlers.get(event), (sid, *data[1:])
+                if handler is None:
                     handler, args = handlers.get("*"), (event, sid, *data[1:])
                 if handler is not None and self._is_coroutine(handler):
                     answer = await handler(*args)
                     if id is not None:
                         await self.send_text(eio_sid, _ACK + str(id) + compact_json(_ack(answer)))
                     return
+        if type(data) is list and data and data[0] in self.reserved_events:
+            return  # python-socketio would run the connection's own handler for it
         await super()._handle_event(eio_sid, namespace, id, data)
 
     def _is_coroutine(self, handler: Any) -> bool:

@@ -157,7 +157,7 @@ async def _answers(
 @pytest.mark.parametrize("catch_all", [True, False])
 async def test_events_are_answered_as_python_socketio_answers_them(catch_all: bool) -> None:
     calls: list[tuple[str | None, int | None, Any]] = []
-    for event in ("admit", "sync", "none", "tuple", "list", "dict", "other", "connect", "é"):
+    for event in ("admit", "sync", "none", "tuple", "list", "dict", "other", "é"):
         for id in (None, 0, 7, 123456):
             calls.append((None, id, [event]))
             calls.append(("/", id, [event, {"attendee": "p-1"}, [1, 2]]))
@@ -167,6 +167,39 @@ async def test_events_are_answered_as_python_socketio_answers_them(catch_all: bo
     assert ours == standard
     assert ("sent", "eio-1", '37[{"ok":true,"args":[]}]') in ours
     assert ("sent", "eio-1", '3123456[1,"a"]') in ours or not catch_all
+
+
+@pytest.mark.parametrize("catch_all", [True, False])
+async def test_a_clients_connect_or_disconnect_event_never_reaches_their_handlers(
+    catch_all: bool,
+) -> None:
+    """python-socketio hands a client's event named ``connect`` to the connect handler (a
+    second endpoint on one socket); here it is an event like any other without a handler."""
+    calls: list[tuple[str | None, int | None, Any]] = []
+    for event in ("connect", "disconnect"):
+        for namespace in (None, "/"):
+            calls += [(namespace, 5, [event, {}, {"v": 1}]), (namespace, None, [event])]
+
+    async def handle(server: wire.Server, *args: Any) -> None:
+        async def connection(sid: str, *rest: Any) -> None:
+            raise AssertionError("a client event reached a connection handler")
+
+        server.on("connect", connection)
+        server.on("disconnect", connection)
+        await wire.Server._handle_event(server, *args)
+
+    answers = await _answers(handle, calls, catch_all=catch_all)
+    if not catch_all:
+        assert answers == []
+        return
+    assert ("any", "connect", "<sid>", ({}, {"v": 1})) in answers
+    assert ("sent", "eio-1", '35["text"]') in answers
+    assert [a for a in answers if a[0] == "any"] == [
+        ("any", event, "<sid>", args)
+        for event in ("connect", "disconnect")
+        for _ in range(2)
+        for args in (({}, {"v": 1}), ())
+    ]
 
 
 async def test_events_of_a_client_not_connected_are_dropped_as_before() -> None:
