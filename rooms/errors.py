@@ -192,6 +192,7 @@ ALL_ERRORS: tuple[type[HomeroomError], ...] = (
     TokenNotYetValid,
     TokenRevoked,
     WrongSession,
+    ResumeExpired,
     StoreUnavailable,
     StoreConflict,
 )

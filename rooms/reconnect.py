@@ -68,7 +68,11 @@ def resume(
     ``proof`` is (hash of the credential presented, hash of the next credential).
     """
     require_active(state)
-    found = state.endpoint(endpoint)
+    found = state.endpoints.get(endpoint)
+    if found is None:
+        # Forgotten once its grace window passed (rooms.presence.expire_stale): for the
+        # client that is the same as a window that has just passed.
+        raise ResumeExpired("the reconnect grace window has passed: join again")
     if proof is not None:
         if found.resume_hash is None or not hmac.compare_digest(found.resume_hash, proof[0]):
             raise TokenInvalid("this resume credential is not valid")

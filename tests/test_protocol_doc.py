@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from rooms import errors
 from signaling import protocol_doc
 from signaling.protocol import CLIENT_EVENTS, SERVER_EVENTS
 
@@ -17,3 +18,14 @@ def test_every_event_is_documented() -> None:
     text = protocol_doc.DOC.read_text(encoding="utf-8")
     for name in [*CLIENT_EVENTS, *SERVER_EVENTS, "hello"]:
         assert f"#### `{name}`" in text
+
+
+def test_every_domain_error_is_in_the_table() -> None:
+    defined = {
+        value
+        for value in vars(errors).values()
+        if isinstance(value, type)
+        and issubclass(value, errors.HomeroomError)
+        and value is not errors.HomeroomError
+    }
+    assert defined == set(errors.ALL_ERRORS)
