@@ -12,7 +12,7 @@ import pytest
 from rooms.ids import EndpointId, SessionId
 from rooms.reaper import Reaper
 from rooms.store import SessionStore
-from tests.signaling_harness import GRACE, Client, Node, connect_error, create, link, until
+from tests.signaling_harness import GRACE, Client, Node, connect_error, create, link
 
 
 class Clock:
