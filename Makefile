@@ -2,10 +2,13 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-# Reinstall only when the package definition changes.
+# Reinstall only when the package definition or the lock changes.
 STAMP := $(VENV)/.installed
+# Every dependency, direct or not, pinned with its hashes: make, the Dockerfile and CI install
+# exactly these files and nothing the resolver picks on the day.
+LOCK := requirements.lock
 
-.PHONY: run test lint check-redis bench check-chromium check-janus assets
+.PHONY: run test lint lock check-redis bench check-chromium check-janus assets
 
 run: $(STAMP) assets check-janus
 	$(BIN)/homeroom serve --demo
@@ -21,9 +24,21 @@ lint: $(STAMP)
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
-$(STAMP): pyproject.toml | $(BIN)/python
-	$(BIN)/pip install -e '.[test]'
+$(STAMP): pyproject.toml $(LOCK) | $(BIN)/python
+	$(BIN)/pip install --require-hashes -r $(LOCK)
+	$(BIN)/pip install --no-deps -e .
 	touch $@
+
+# Regenerates the lock after a change to pyproject.toml's dependencies. Pins already in the lock
+# stay unless UPGRADE=1 (then every package moves to its newest allowed release). pip-tools
+# lives in a venv of its own so it never changes a package the lock pins.
+LOCK_TOOLS := $(VENV)/lock-tools
+lock: | $(BIN)/python
+	@[ -x $(LOCK_TOOLS)/bin/pip-compile ] || { \
+		$(PYTHON) -m venv $(LOCK_TOOLS) && $(LOCK_TOOLS)/bin/pip install -q 'pip-tools>=7.4,<8'; }
+	CUSTOM_COMPILE_COMMAND='make lock' $(LOCK_TOOLS)/bin/pip-compile --quiet --generate-hashes \
+		--extra test --strip-extras --no-emit-index-url --no-emit-find-links \
+		$(if $(UPGRADE),--upgrade) -o $(LOCK) pyproject.toml
 
 # The store tests run against a real redis-server (or REDIS_URL, when set).
 check-redis:
