@@ -28,7 +28,7 @@ from rooms.errors import (
     TokenInvalid,
     WrongSession,
 )
-from rooms.ids import AttendeeId, EndpointId, SessionId, new_endpoint_id
+from rooms.ids import AttendeeId, EndpointId, SessionId, is_valid_id, new_endpoint_id
 from rooms.kinds import SessionKind
 from rooms.ledger import Ctx, LedgerEvent
 from rooms.service import Change, Rooms
@@ -132,6 +132,11 @@ class SignalingServer:
             # The code only: the detail may quote what the client sent.
             log.info("connect_refused", code=exc.code, node=self.rooms.node)
             raise socketio.exceptions.ConnectionRefusedError(exc.code, exc.to_wire()) from None
+        except Exception:
+            # A bug: logged, and the client still gets an answer (every connect gets one).
+            log.exception("connect_failed", node=self.rooms.node)
+            failed = {"error": "internal_error", "detail": "the server could not connect you"}
+            raise socketio.exceptions.ConnectionRefusedError(failed["error"], failed) from None
 
     async def _join(self, sid: str, token: str) -> Conn:
         claims = verify_link_token(self.config.secret, token, self.rooms.clock())
@@ -380,6 +385,6 @@ def _seats(state: SessionState, endpoint: EndpointId) -> list[AttendeeId]:
 
 def _parse_resume(credential: str) -> tuple[SessionId, EndpointId, str]:
     parts = credential.split(".")
-    if len(parts) != 3 or not all(parts):
+    if len(parts) != 3 or not all(parts) or not all(map(is_valid_id, parts[:2])):
         raise TokenInvalid("this resume credential is not valid")
     return SessionId(parts[0]), EndpointId(parts[1]), parts[2]

@@ -40,6 +40,19 @@ from engineio import exceptions, packet
 
 log = structlog.get_logger("homeroom.signaling")
 
+#: The Engine.IO packet types, as the one ASCII digit that starts a text packet.
+_PACKET_TYPES = frozenset("0123456")
+
+
+class MalformedPacket(Exception):
+    """A packet no Engine.IO / socket.io client sends: the connection is closed with one
+    warning line. ``reason`` says what was wrong, never what was sent."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
 #: Bytes that may wait in a connection's send buffer before the client counts as gone.
 MAX_BUFFERED = 1 << 20
 
@@ -161,15 +174,13 @@ async def _read(socket: Any, ws: web.WebSocketResponse) -> None:
                     renewed = now
                 data = message.data
                 try:
-                    if (
-                        type(data) is str
-                        and data[:1] == MESSAGE
-                        and data[1:2].isnumeric()
-                        and on_message is not None
-                    ):
-                        # A socket.io packet: to its handler, as engineio's socket would hand
-                        # it (it decodes a message starting with a digit to the text after
-                        # the type), without the packet object and the event machinery.
+                    if type(data) is not str or data[:1] not in _PACKET_TYPES:
+                        # Homeroom sends and takes text only; a type in other digits (int()
+                        # reads any script's) or none at all is not Engine.IO.
+                        raise MalformedPacket("not an Engine.IO text packet")
+                    if data[:1] == MESSAGE and on_message is not None:
+                        # A socket.io packet: to its handler (which checks it: wire.Server),
+                        # without the packet object and the event machinery.
                         await on_message(socket.sid, data[1:])
                     else:
                         await socket.receive(packet.Packet(encoded_packet=data))
@@ -177,6 +188,10 @@ async def _read(socket: Any, ws: web.WebSocketResponse) -> None:
                     return
                 except exceptions.UnknownPacketError:
                     continue
+                except MalformedPacket as exc:
+                    # The client's bytes are never logged: they may hold a token or a name.
+                    log.warning("malformed_packet", reason=exc.reason)
+                    return  # the connection ends as a disconnect (_serve's finally)
                 except Exception:
                     log.exception("packet_failed")
     except TimeoutError:

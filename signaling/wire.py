@@ -21,10 +21,15 @@ import pydantic_core
 import socketio
 from socketio import packet
 
-from signaling.websocket import MESSAGE, Outbox, use_server_websocket
+from signaling.websocket import MESSAGE, MalformedPacket, Outbox, use_server_websocket
 
 #: The type prefixes of socket.io EVENT and ACK packets (carried inside Engine.IO MESSAGEs).
 _EVENT, _ACK = str(packet.EVENT), str(packet.ACK)
+_CONNECT, _CONNECT_ERROR = str(packet.CONNECT), str(packet.CONNECT_ERROR)
+#: The socket.io packet types a client may send, as the ASCII digit that starts a packet.
+_SOCKETIO_TYPES = frozenset(
+    str(t) for t in (packet.CONNECT, packet.DISCONNECT, packet.EVENT, packet.ACK)
+)
 
 
 def _bounded_int(text: str) -> int:
@@ -92,12 +97,35 @@ class Server(socketio.AsyncServer):  # type: ignore[misc]  # python-socketio is 
             if start > 0 and (not ack or (ack.isascii() and ack.isdigit() and len(ack) < 100)):
                 try:
                     payload = _decode(data[start:])
-                except ValueError:
-                    payload = None  # refused the standard way, as before
+                except (ValueError, RecursionError):
+                    payload = None  # refused below
                 if type(payload) is list and payload and type(payload[0]) is str:
                     await self._handle_event(eio_sid, "/", int(ack) if ack else None, payload)
                     return
+        if eio_sid not in self._binary_packet:
+            await self._check_packet(eio_sid, data)
         await super()._handle_eio_message(eio_sid, data)
+
+    async def _check_packet(self, eio_sid: str, data: Any) -> None:
+        """Raise MalformedPacket for a packet python-socketio would choke on (an exception
+        and a traceback each) or take for something else (an event that is not a name and
+        its arguments). A malformed CONNECT is answered first: every connect gets one."""
+        if type(data) is not str or data[:1] not in _SOCKETIO_TYPES:
+            raise MalformedPacket("not a socket.io packet")
+        try:
+            pkt = self.packet_class(encoded_packet=data)
+        except (ValueError, RecursionError, TypeError, IndexError):
+            if data[:1] == _CONNECT:
+                error = {"error": "invalid_message", "detail": "auth: not valid JSON"}
+                refusal = {"message": error["error"], "data": error}
+                await self.send_text(eio_sid, _CONNECT_ERROR + compact_json(refusal))
+            raise MalformedPacket("undecodable socket.io packet") from None
+        if pkt.packet_type == packet.EVENT:
+            event = pkt.data
+            if not (type(event) is list and event and type(event[0]) is str):
+                raise MalformedPacket("an event without a name")
+        elif pkt.packet_type in (packet.BINARY_EVENT, packet.BINARY_ACK):
+            raise MalformedPacket("binary packet")
 
     async def _handle_event(
         self, eio_sid: str, namespace: str | None, id: int | None, data: list[Any]

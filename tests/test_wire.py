@@ -107,9 +107,17 @@ async def test_events_are_decoded_as_python_socketio_decodes_them() -> None:
         texts.append(f"2{ack}" + json.dumps([rng.choice(["signal", "é"]), _value(rng)]))
     standard = socketio.AsyncServer._handle_eio_message
     for text in texts:
-        assert await _handled(wire.Server._handle_eio_message, text) == await _handled(
-            standard, text
-        ), text
+        ours = await _handled(wire.Server._handle_eio_message, text)
+        theirs = await _handled(standard, text)
+        if ours == ("raised", "MalformedPacket"):
+            # Refused where python-socketio raised, or handed on an event with no name.
+            assert theirs[0] == "raised" or not _named(theirs[1]), text
+        else:
+            assert ours == theirs, text
+
+
+def _named(seen: list[Any]) -> bool:
+    return all(type(args) is list and args and type(args[0]) is str for _, _, args in seen)
 
 
 async def _answers(
