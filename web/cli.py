@@ -100,7 +100,7 @@ def _add_create_arguments(create: argparse.ArgumentParser) -> None:
     add("--purpose", choices=[str(p) for p in GroupPurpose], help="group sessions only")
     add("--capacity", type=int, help="group sessions only (default HOMEROOM_GROUP_CAPACITY)")
     add("--identified-patient", metavar="ID", help="couples sessions: the claim's subject")
-    add("--url", help="create through this server's API (default: see README)")
+    add("--url", help="create through this server's API (default: see docs/cli.md)")
     add("--token", help="staff token for --url (default: an admin token from this secret)")
     add(
         "--operator",

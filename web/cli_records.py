@@ -39,7 +39,7 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     out.add_argument("--session", help="one session id")
     out.add_argument("--patient", help="one patient's rows")
     out.add_argument("--output", type=Path, help="write here instead of standard output")
-    out.add_argument("--url", help="export through this server's API (default: see README)")
+    out.add_argument("--url", help="export through this server's API (default: see docs/cli.md)")
     out.add_argument("--token", help="admin token for --url (default: one from this secret)")
     out.set_defaults(command=cmd_export)
     again = attendance.add_parser("summarize", help="recompute summaries from a JSONL export")
@@ -63,7 +63,7 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
 
 
 def _add_server_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--url", help="go through this server's API (default: see README)")
+    parser.add_argument("--url", help="go through this server's API (default: see docs/cli.md)")
     parser.add_argument("--token", help="admin token for --url (default: one from this secret)")
 
 
