@@ -158,6 +158,13 @@ class ResumeExpired(HomeroomError):
     http_status = 409
 
 
+class AlreadyJoined(HomeroomError):
+    """The person is connected in another window or device: join with takeover to move here."""
+
+    code = "already_joined"
+    http_status = 409
+
+
 class StoreUnavailable(HomeroomError):
     """The state store cannot be reached."""
 
@@ -193,6 +200,7 @@ ALL_ERRORS: tuple[type[HomeroomError], ...] = (
     TokenRevoked,
     WrongSession,
     ResumeExpired,
+    AlreadyJoined,
     StoreUnavailable,
     StoreConflict,
 )

@@ -34,6 +34,9 @@ class ConnectAuth(Message):
     v: Literal[1]
     token: Token | None = None
     resume: Token | None = None
+    #: With ``token``: move this person's window that is already in the session here
+    #: (after ``already_joined``, once the person said "Continue here").
+    takeover: bool = False
 
     @model_validator(mode="after")
     def _one_of(self) -> ConnectAuth:

@@ -33,6 +33,7 @@ from rooms.kinds import SessionKind
 from rooms.ledger import Ctx, LedgerEvent
 from rooms.service import Change, Rooms
 from rooms.state import SessionState
+from rooms.takeover import refuse_second_window, take_over
 from rooms.tokens import check_not_revoked, verify_link_token
 from signaling import protocol as p
 from signaling.decoding import decode, describe, known
@@ -120,7 +121,7 @@ class SignalingServer:
         try:
             request = p.ConnectAuth.model_validate(auth or {})
             if request.token is not None:
-                await self._join(sid, request.token)
+                await self._join(sid, request.token, takeover=request.takeover)
             else:
                 assert request.resume is not None
                 await self._resume(sid, request.resume)
@@ -138,17 +139,29 @@ class SignalingServer:
             failed = {"error": "internal_error", "detail": "the server could not connect you"}
             raise socketio.exceptions.ConnectionRefusedError(failed["error"], failed) from None
 
-    async def _join(self, sid: str, token: str) -> Conn:
+    async def _join(self, sid: str, token: str, *, takeover: bool = False) -> Conn:
         claims = verify_link_token(self.config.secret, token, self.rooms.clock())
-        endpoint, credential = new_endpoint_id(), secrets.token_urlsafe(24)
+        credential = secrets.token_urlsafe(24)
+        endpoint = new_endpoint_id()
 
         def change(state: SessionState, ctx: Ctx) -> list[LedgerEvent]:
+            nonlocal endpoint
             check_not_revoked(state, claims)
+            if not takeover:
+                refuse_second_window(state, claims.attendee)
+            elif moved := take_over(state, ctx, claims.attendee, sid, _digest(credential)):
+                endpoint, events = moved
+                return events
             return membership.join(state, ctx, endpoint, claims.attendee, sid, _digest(credential))
 
         state, events, before = await self._apply(claims.session, change)
-        conn = self._register(sid, state, endpoint, credential, resumed=False)
-        conn.log.info("joined", attendee=claims.attendee, role=str(claims.role))
+        moved = endpoint in before.connections
+        old = before.connections.get(endpoint)
+        if old and old != sid:  # taken over: the other window hears where the call went
+            await self._send("bye", p.Bye(reason="replaced").model_dump(), old)
+            await self._drop(old)
+        conn = self._register(sid, state, endpoint, credential, resumed=moved)
+        conn.log.info("joined", attendee=claims.attendee, role=str(claims.role), takeover=moved)
         await self._greet(conn, state, events, before)
         self.rooms.release(state)
         return conn

@@ -380,5 +380,5 @@ async def test_a_reload_resumes_and_a_second_tab_takes_the_call_over(
     await stage(second, "call")
     assert await second.evaluate("() => window.homeroomMedia.endpoint()") == endpoint
     await stage(patient, "ended")
-    await shows(patient, "#ended-text", "continued in another window or tab")
+    await says(patient, "#ended-title", "You joined from another window")
     await video_playing(second)

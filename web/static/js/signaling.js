@@ -16,9 +16,11 @@ const ACK_TIMEOUT_MS = 10000;
 const JOIN_AGAIN = new Set(["resume_expired", "token_invalid", "endpoint_not_found"]);
 
 export class Signaling extends EventTarget {
-  constructor(token, { storageKey } = {}) {
+  constructor(token, { storageKey, takeover = false } = {}) {
     super();
     this.token = token;
+    // The person chose "Continue here": the join moves their other window's endpoint here.
+    this.takeover = takeover;
     this.storageKey = storageKey;
     this.welcome = null;
     this.room = null;
@@ -48,7 +50,8 @@ export class Signaling extends EventTarget {
       // Called before every (re)connection: after a welcome, resume the same endpoint.
       auth: (cb) => {
         this._usedResume = Boolean(this._resume);
-        cb(this._resume ? { v: PROTOCOL_VERSION, resume: this._resume } : { v: PROTOCOL_VERSION, token: this.token });
+        cb(this._resume ? { v: PROTOCOL_VERSION, resume: this._resume }
+          : { v: PROTOCOL_VERSION, token: this.token, ...(this.takeover ? { takeover: true } : {}) });
       },
       reconnectionDelay: 500,
       reconnectionDelayMax: 4000,

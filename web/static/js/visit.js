@@ -19,7 +19,8 @@ const BYE_WORDS = {
     "Your clinician could not let you in to this session. If you need help, contact your care team."],
   ended: ["The session has ended", "The session has ended. Thank you for attending."],
   left: ["You left the session", "You left the session. You can join again while it is still running."],
-  replaced: ["This call moved", "This call continued in another window or tab."],
+  replaced: ["You joined from another window",
+    "This call continued in another window, tab or device. You can close this one."],
   expired: ["You were away too long", "Your connection was away too long. Join again to come back."],
 };
 
@@ -168,12 +169,13 @@ export class Visit extends EventTarget {
 
   // --- joining ------------------------------------------------------------------------
 
-  join() {
+  /** Join; with ``takeover`` the person's other window gives its place to this one. */
+  join({ takeover = false } = {}) {
     if (this.signaling) { return; }
     this._rememberName(this.info.attendee, $("my-name").value);
     $("join").disabled = true;
     $("join").textContent = "Connecting…";
-    const signaling = new Signaling(this.token, { storageKey: this._resumeKey() });
+    const signaling = new Signaling(this.token, { storageKey: this._resumeKey(), takeover });
     this.signaling = signaling;
     signaling.addEventListener("state", (e) => this._connection(e.detail.state));
     signaling.addEventListener("welcome", (e) => this._welcome(e.detail.welcome));
@@ -214,12 +216,22 @@ export class Visit extends EventTarget {
   }
 
   _refused({ error, detail }) {
+    if (error === "already_joined") { this._elsewhere(); return; }
     this.stopMedia();
     if (error === "assets_missing") {
       this.problem([detail, "Ask whoever runs Homeroom to run `make run` (it installs the page's files)."]);
       return;
     }
     this.problem(problemLines(error, {}), RETRY.has(error));
+  }
+
+  /** Already in the session in another window: ask before taking the call over. The camera
+   * stays on, so continuing here is one tap. */
+  _elsewhere() {
+    this.signaling = null;
+    this._mediaProblem();  // the Join button's words, for "Not now"
+    $("join").disabled = false;
+    showStage("elsewhere");
   }
 
   /** The connection banner: says so while the page is not connected. */
@@ -358,6 +370,8 @@ export class Visit extends EventTarget {
 
   _wire() {
     $("join").addEventListener("click", () => this.join());
+    $("take-over").addEventListener("click", () => this.join({ takeover: true }));
+    $("stay-away").addEventListener("click", () => showStage("setup"));
     $("retry-media").addEventListener("click", () => this.openMedia());
     $("pick-audio").addEventListener("change", () => this._pick("audio"));
     $("pick-video").addEventListener("change", () => this._pick("video"));
