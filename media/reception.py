@@ -17,16 +17,20 @@ class PeerStats:
     audio_frames: int = 0
     first_video_at: float | None = None
     first_audio_at: float | None = None
+    last_video_at: float | None = None
+    last_audio_at: float | None = None
 
     def note(self, kind: str, now: float) -> None:
         if kind == "video":
             self.video_frames += 1
             if self.first_video_at is None:
                 self.first_video_at = now
+            self.last_video_at = now
         else:
             self.audio_frames += 1
             if self.first_audio_at is None:
                 self.first_audio_at = now
+            self.last_audio_at = now
 
 
 async def count_frames(track: MediaStreamTrack, stats: PeerStats) -> None:

@@ -60,6 +60,7 @@ class JoinPublisher(Request):
     ptype: Literal["publisher"] = "publisher"
     room: int
     pin: str
+    id: int | None = None
     display: str | None = None
 
 

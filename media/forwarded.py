@@ -1,0 +1,145 @@
+"""A headless endpoint's media through a forwarding unit: one publishing connection, one
+receiving connection, whatever the size of the group.
+
+The publisher offers (camera and microphone); the forwarder answers. The forwarder offers the
+subscription, with which endpoint each m-line carries, and this side answers; later offers
+add or remove other endpoints' streams on the same connection. Frames are counted per remote
+endpoint, as the mesh does (media/reception.py). How offers and answers travel (socket.io in
+the participant, direct calls in tests) is the caller's: ``send_offer`` and ``send_answer``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any
+
+import structlog
+from aiortc import (
+    MediaStreamTrack,
+    RTCBundlePolicy,
+    RTCConfiguration,
+    RTCPeerConnection,
+    RTCSessionDescription,
+)
+
+from media.negotiation import LocalMedia
+from media.reception import PeerStats, count_frames
+
+log = structlog.get_logger("homeroom.media")
+
+#: Publish an SDP offer, get the forwarder's answer.
+SendOffer = Callable[[str], Awaitable[str]]
+#: Give the forwarder our answer to its subscription offer.
+SendAnswer = Callable[[str], Awaitable[None]]
+
+
+class ForwardedMedia:
+    """One endpoint's two peer connections to the forwarder."""
+
+    def __init__(
+        self,
+        config: RTCConfiguration,
+        media: LocalMedia,
+        *,
+        send_offer: SendOffer,
+        send_answer: SendAnswer,
+    ) -> None:
+        # Max-bundle: the forwarder bundles every m-line on one transport. Under aiortc's
+        # default (balanced) policy, the second and later video m-lines of one offer stay on
+        # the first video m-line's transport, which the bundle then drops: their packets
+        # reach the wrong receiver.
+        self._config = RTCConfiguration(
+            iceServers=config.iceServers, bundlePolicy=RTCBundlePolicy.MAX_BUNDLE
+        )
+        self._media = media
+        self._send_offer, self._send_answer = send_offer, send_answer
+        self.publisher: RTCPeerConnection | None = None
+        self.subscriber: RTCPeerConnection | None = None
+        self._tracks: dict[str, Any] = {}
+        self._owners: dict[str, str] = {}  # subscription mid -> endpoint it carries
+        self._received: dict[str, PeerStats] = {}
+        self._inbox: asyncio.Lock = asyncio.Lock()  # subscription offers, one at a time
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._closed = False
+
+    @property
+    def received(self) -> dict[str, PeerStats]:
+        return self._received
+
+    async def publish(self) -> None:
+        """(Re)publish this endpoint's feed on a fresh connection."""
+        old, self.publisher = self.publisher, RTCPeerConnection(self._config)
+        if old is not None:
+            await old.close()
+        self._tracks = {kind: self._media.track(kind) for kind in ("audio", "video")}
+        for track in self._tracks.values():
+            self.publisher.addTransceiver(track, direction="sendonly")
+        await self._offer(self.publisher)
+
+    async def renegotiate(self) -> None:
+        """Offer again on the same publishing connection (same feed, same DTLS)."""
+        assert self.publisher is not None
+        await self._offer(self.publisher)
+
+    def set_sending(self, kind: str, on: bool) -> None:
+        track = self._tracks.get(kind)
+        if track is not None:
+            track.enabled = on
+
+    async def on_offer(self, sdp: str, streams: list[dict[str, Any]]) -> None:
+        """The forwarder's (new or updated) subscription offer: answer it on our one
+        receiving connection."""
+        async with self._inbox:
+            if self._closed:
+                return
+            for stream in streams:
+                self._owners[str(stream["mid"])] = str(stream["endpoint"])
+            if self.subscriber is None:
+                self.subscriber = RTCPeerConnection(self._config)
+                self.subscriber.on("track", self._on_track)
+            pc = self.subscriber
+            await pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="offer"))
+            await pc.setLocalDescription(await pc.createAnswer())
+            await self._send_answer(pc.localDescription.sdp)
+
+    async def outbound_video_streams(self) -> int:
+        """Video RTP streams this endpoint uploads (one, whatever the group size)."""
+        if self.publisher is None:
+            return 0
+        report = await self.publisher.getStats()
+        return sum(
+            1
+            for stat in report.values()
+            if stat.type == "outbound-rtp" and getattr(stat, "kind", "") == "video"
+        )
+
+    async def close(self) -> None:
+        self._closed = True
+        for pc in (self.publisher, self.subscriber):
+            if pc is not None:
+                await pc.close()
+        self.publisher = self.subscriber = None
+        if self._tasks:
+            _, pending = await asyncio.wait(set(self._tasks), timeout=5)
+            for task in pending:
+                task.cancel()
+
+    async def _offer(self, pc: RTCPeerConnection) -> None:
+        await pc.setLocalDescription(await pc.createOffer())
+        answer = await self._send_offer(pc.localDescription.sdp)
+        await pc.setRemoteDescription(RTCSessionDescription(sdp=answer, type="answer"))
+
+    def _on_track(self, track: MediaStreamTrack) -> None:
+        assert self.subscriber is not None
+        mid = next(
+            (t.mid for t in self.subscriber.getTransceivers() if t.receiver.track is track), None
+        )
+        owner = self._owners.get(mid or "", "unknown")
+        stats = self._received.setdefault(owner, PeerStats())
+        self._spawn(count_frames(track, stats))
+
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
