@@ -23,6 +23,8 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from rooms.checkins import DutyHours
+
 ENV_PREFIX = "HOMEROOM_"
 #: Bytes of a signing secret: HS256 wants a key at least as long as its 256-bit output.
 MIN_SECRET_BYTES = 32
@@ -84,6 +86,19 @@ class Settings(BaseSettings):
         default_factory=lambda data: "json" if data.get("env") == "production" else "console"
     )
     node_id: str = Field(default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}")
+    #: When clinicians take on-demand check-ins, in the program's time zone (rooms.checkins).
+    checkin_hours: str = "08:00-20:00"
+    #: What a patient reads when nobody is on duty (and on the program page): the crisis line.
+    crisis_line: str = Field(
+        default="If you are in crisis, call or text 988 (Suicide & Crisis Lifeline), "
+        "or call 911 in an emergency.",
+        min_length=1,
+        max_length=400,
+    )
+    #: How long a standing program link stays valid (it can be withdrawn any time before).
+    program_link_days: int = Field(default=365, ge=1, le=3 * 366)
+    #: Planned length of a session a check-in opens.
+    checkin_minutes: int = Field(default=30, ge=5, le=240)
 
     @field_validator("turn_urls", mode="before")
     @classmethod
@@ -109,6 +124,12 @@ class Settings(BaseSettings):
             raise ValueError(
                 'must be a JSON list, e.g. [{"urls": "turn:turn.example.org"}]'
             ) from None
+
+    @field_validator("checkin_hours")
+    @classmethod
+    def _check_checkin_hours(cls, value: str) -> str:
+        DutyHours.parse(value)  # a ValueError names the expected form
+        return value
 
     @field_validator("public_url")
     @classmethod

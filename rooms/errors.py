@@ -179,6 +179,48 @@ class StoreConflict(HomeroomError):
     http_status = 503
 
 
+class NotEnrolled(HomeroomError):
+    """The patient has no enrollment (no standing program link was ever issued)."""
+
+    code = "not_enrolled"
+    http_status = 404
+
+
+class NoCareTeam(HomeroomError):
+    """A check-in needs a care-team clinician who can see the patient, and there is none."""
+
+    code = "no_care_team"
+    http_status = 409
+
+
+class NotOnDuty(HomeroomError):
+    """Outside the program's check-in hours nobody can pick a request up."""
+
+    code = "not_on_duty"
+    http_status = 409
+
+
+class CheckinNotFound(HomeroomError):
+    """No such check-in request."""
+
+    code = "checkin_not_found"
+    http_status = 404
+
+
+class CheckinTaken(HomeroomError):
+    """The check-in request was already picked up (by this or another clinician)."""
+
+    code = "checkin_taken"
+    http_status = 409
+
+
+class CheckinCancelled(HomeroomError):
+    """The check-in request was cancelled before anyone picked it up."""
+
+    code = "checkin_cancelled"
+    http_status = 409
+
+
 ALL_ERRORS: tuple[type[HomeroomError], ...] = (
     InvalidMessage,
     InvalidRoster,
@@ -203,4 +245,10 @@ ALL_ERRORS: tuple[type[HomeroomError], ...] = (
     AlreadyJoined,
     StoreUnavailable,
     StoreConflict,
+    NotEnrolled,
+    NoCareTeam,
+    NotOnDuty,
+    CheckinNotFound,
+    CheckinTaken,
+    CheckinCancelled,
 )

@@ -47,6 +47,9 @@ class SessionSpec(BaseModel):
     #: A deployment check (``homeroom probe``), not care: attendance reports over a range of
     #: days leave it out, and nobody's attendance in it is ever billable.
     check: bool = False
+    #: The on-demand check-in request this session was opened for (rooms.checkins), if any:
+    #: billed as its kind, but recorded as a check-in so payers' rules can tell it apart.
+    checkin: str | None = None
 
     @property
     def ends_at(self) -> datetime:

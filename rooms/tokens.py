@@ -58,6 +58,9 @@ class LinkClaims(BaseModel):
     nbf: AwareDatetime
     exp: AwareDatetime
     jti: TokenId
+    #: The standing program link this link was handed out through (rooms.enrollment): it
+    #: stops working when that one is withdrawn.
+    via: TokenId | None = None
 
 
 class StaffClaims(BaseModel):
@@ -72,10 +75,17 @@ class StaffClaims(BaseModel):
 
 
 def issue_link_token(
-    secret: str, spec: SessionSpec, entry: RosterEntry, lead: timedelta, trail: timedelta
+    secret: str,
+    spec: SessionSpec,
+    entry: RosterEntry,
+    lead: timedelta,
+    trail: timedelta,
+    *,
+    via: TokenId | None = None,
 ) -> str:
-    """A link for ``entry``: valid from ``lead`` before the start to ``trail`` after the end."""
-    payload = {
+    """A link for ``entry``: valid from ``lead`` before the start to ``trail`` after the end
+    (``via``: the standing program link it is handed out through)."""
+    payload: dict[str, object] = {
         "aud": LINK_AUDIENCE,
         "sid": spec.id,
         "sub": entry.attendee,
@@ -84,6 +94,8 @@ def issue_link_token(
         "exp": _ts(spec.ends_at + trail),
         "jti": new_token_id(),
     }
+    if via is not None:
+        payload["via"] = via
     return jwt.encode(payload, secret, algorithm=ALGORITHM)
 
 
@@ -129,6 +141,7 @@ def decode_link_token(secret: str, token: str) -> LinkClaims:
         nbf=raw["nbf"],
         exp=raw["exp"],
         jti=raw["jti"],
+        via=raw.get("via"),
     )
 
 

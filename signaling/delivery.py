@@ -71,4 +71,6 @@ def closed_by(state: SessionState, events: list[LedgerEvent]) -> dict[EndpointId
             closed[event.endpoint] = _BYE_FOR[event.kind]
         elif event.kind is EventKind.LEFT and event.data.get("reason") == "session_ended":
             closed[event.endpoint] = "ended"
+        elif event.kind is EventKind.LEFT and event.data.get("reason") == "link_revoked":
+            closed[event.endpoint] = "revoked"  # the standing program link was withdrawn
     return closed

@@ -200,7 +200,7 @@ class SignalRelay(Message):
 class Bye(Message):
     """The server is about to close this endpoint's connection, and why."""
 
-    reason: Literal["removed", "denied", "ended", "left", "replaced", "expired"]
+    reason: Literal["removed", "denied", "ended", "left", "replaced", "expired", "revoked"]
     detail: str = ""
 
 

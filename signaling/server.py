@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import secrets
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from functools import partial
@@ -28,7 +29,7 @@ from rooms.errors import (
     TokenInvalid,
     WrongSession,
 )
-from rooms.ids import AttendeeId, EndpointId, SessionId, is_valid_id, new_endpoint_id
+from rooms.ids import AttendeeId, EndpointId, SessionId, TokenId, is_valid_id, new_endpoint_id
 from rooms.kinds import SessionKind
 from rooms.ledger import Ctx, LedgerEvent
 from rooms.service import Change, Rooms
@@ -97,6 +98,9 @@ class SignalingServer:
             engineio_logger=False,
         )
         self.local: dict[str, Conn] = {}
+        #: Refuses a link handed out through a withdrawn standing link (rooms.program);
+        #: set by the application, None where no program is served.
+        self.check_via: Callable[[AttendeeId, TokenId], Awaitable[None]] | None = None
         #: The views last built per session, by version (the next change starts from them).
         self._views = RecentViews()
         #: Closes started by a timer (held here so they are not collected mid-way).
@@ -141,6 +145,8 @@ class SignalingServer:
 
     async def _join(self, sid: str, token: str, *, takeover: bool = False) -> Conn:
         claims = verify_link_token(self.config.secret, token, self.rooms.clock())
+        if claims.via is not None and self.check_via is not None:
+            await self.check_via(claims.attendee, claims.via)
         credential = secrets.token_urlsafe(24)
         endpoint = new_endpoint_id()
 
@@ -364,9 +370,17 @@ class SignalingServer:
         else:
             await self.sio.emit(event, data, to=sid)
 
-    async def publish_change(self, state: SessionState, events: list[LedgerEvent]) -> None:
-        """Push a change made elsewhere (the reaper) to the session's endpoints."""
-        await self._publish(state, events, Before(self._views))
+    async def publish_change(
+        self,
+        state: SessionState,
+        events: list[LedgerEvent],
+        connections: dict[EndpointId, str | None] | None = None,
+    ) -> None:
+        """Push a change made elsewhere (the reaper, a withdrawn program link) to the
+        session's endpoints; ``connections``: those of the endpoints it closed, to close."""
+        before = Before(self._views)
+        before.connections = dict(connections or {})
+        await self._publish(state, events, before)
 
     async def _drop(self, sid: str) -> None:
         """Close a connection whose endpoint is finished (on whichever node holds it)."""

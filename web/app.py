@@ -37,7 +37,8 @@ from signaling.ice import TurnConfig
 from signaling.server import SignalingConfig, SignalingServer
 from web import audit, sessions
 from web.errors import MAX_BODY_BYTES, Handler, error_middleware, from_domain, parse_body
-from web.keys import ROOMS, RULES, SETTINGS, SIGNALING
+from web.keys import PROGRAM, ROOMS, RULES, SETTINGS, SIGNALING
+from web.program_routes import add_program_routes, open_program
 from web.records import attendance
 
 STATIC_DIR = Path(__file__).parent / "static"
@@ -120,6 +121,8 @@ def create_app(
     )
     signaling = app[SIGNALING] = SignalingServer(rooms, signaling_config(settings))
     signaling.attach(app)
+    program = app[PROGRAM] = open_program(settings, rooms)
+    signaling.check_via = program.check_via
     reaper = Reaper(
         rooms,
         interval=settings.heartbeat_seconds,
@@ -137,6 +140,7 @@ def create_app(
         reaper.start()
         yield
         await reaper.stop()
+        await program.store.close()
         if store is None:
             await opened.close()
 
@@ -154,6 +158,7 @@ def create_app(
     app.router.add_get("/api/audit", audit.get_audit)
     app.router.add_get("/api/audit/verify", audit.get_verify)
     app.router.add_post("/api/archive", audit.post_archive)
+    add_program_routes(app)
     app.router.add_get("/join", _page("join.html"))
     app.router.add_get("/host", _page("host.html"))
     app.router.add_get("/console", _page("console.html"))
@@ -201,6 +206,8 @@ async def verify_link(request: web.Request) -> web.Response:
     settings, rooms = request.app[SETTINGS], request.app[ROOMS]
     body = await parse_body(request, VerifyLink)
     claims = decode_link_token(settings.signing_secret, body.token)
+    if claims.via is not None:
+        await request.app[PROGRAM].check_via(claims.attendee, claims.via)
     state = await rooms.get_session(claims.session)
     check_not_revoked(state, claims)
     require_active(state)

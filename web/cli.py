@@ -35,7 +35,7 @@ from rooms.kinds import GroupPurpose, SessionKind
 from rooms.service import CreateSession, Rooms
 from rooms.store import open_store
 from rooms.tokens import StaffRole, issue_staff_token
-from web import cli_records
+from web import cli_program, cli_records
 from web.app import create_app
 from web.cli_base import CLI_SUBJECT, CliError, cli_token
 from web.errors import describe
@@ -86,6 +86,7 @@ def build_parser() -> argparse.ArgumentParser:
     probe.add_argument("--timeout", type=float, default=30.0, help="seconds (default 30)")
     probe.set_defaults(command=cmd_probe)
     cli_records.add_commands(sub)
+    cli_program.add_commands(sub)
     return parser
 
 

@@ -6,6 +6,7 @@ from aiohttp import web
 
 from config.settings import Settings
 from rooms.attendance.rules import BillingRules
+from rooms.program import Program
 from rooms.service import Rooms
 from signaling.server import SignalingServer
 
@@ -13,3 +14,4 @@ SETTINGS = web.AppKey("settings", Settings)
 ROOMS = web.AppKey("rooms", Rooms)
 SIGNALING = web.AppKey("signaling", SignalingServer)
 RULES = web.AppKey("billing_rules", BillingRules)
+PROGRAM = web.AppKey("program", Program)
