@@ -5,6 +5,9 @@ one in ``PRESENCE_ENDS`` or at ``session_ended``. A start while present and an e
 change nothing, so a replayed or duplicated event cannot invent or lose time. Per attendee the
 endpoints' intervals are merged (a person on two devices counts once). The gap between
 ``disconnected`` and ``resumed`` is not present time; disconnects are counted separately.
+A ``resumed`` restores exactly what the drop suspended: presence of those who were present when
+the device dropped, or were admitted (or marked present) while it was away, and nobody else's (a
+seat that was waiting or marked absent stays so); presence never starts on a dropped device.
 
 Events name an attendee, an endpoint, or both. An end or ``resumed`` that names only an endpoint
 applies to everyone on that endpoint (a dropped shared device drops both partners). A ``modality``
@@ -128,7 +131,10 @@ class _SessionTracker:
         self._open: dict[Key, _Open] = {}
         self._by_endpoint: defaultdict[EndpointId | None, set[AttendeeId]] = defaultdict(set)
         self._by_attendee: defaultdict[AttendeeId, set[EndpointId | None]] = defaultdict(set)
-        self._suspended: defaultdict[EndpointId, set[AttendeeId]] = defaultdict(set)
+        #: Seats of a dropped device, until it resumes or the seat goes; of those, the ones
+        #: whose presence the resume restores (``_suspended`` is a subset of ``_offline``).
+        self._offline: defaultdict[EndpointId | None, set[AttendeeId]] = defaultdict(set)
+        self._suspended: defaultdict[EndpointId | None, set[AttendeeId]] = defaultdict(set)
         self._spans: defaultdict[Key, list[Interval]] = defaultdict(list)
         self._video: defaultdict[AttendeeId, list[Interval]] = defaultdict(list)
         self._audio_endpoints: set[EndpointId] = set()
@@ -169,26 +175,38 @@ class _SessionTracker:
 
     def _start(self, ev: LedgerEvent) -> None:
         attendee, endpoint = ev.attendee, ev.endpoint
+        if ev.kind is EventKind.RESUMED:
+            self._resume(attendee, endpoint, ev.at)
+            return
         if attendee is None:
-            if ev.kind is EventKind.RESUMED and endpoint is not None:
-                for who in sorted(self._suspended.pop(endpoint, ())):
-                    self._open_presence(who, endpoint, ev.at)
             return
         if ev.kind in _VERIFYING:
             self._verify[attendee].add(ev.actor)
             if ev.kind is EventKind.ADMITTED and ev.data.get("shared_device") is True:
                 self._shared[attendee].add(ev.actor)
-        if endpoint is None and ev.kind is EventKind.RESUMED:
-            # A person-level resume continues on the devices the person dropped from.
-            dropped = [e for e, who in self._suspended.items() if attendee in who]
-            for e in dropped:
-                self._suspended[e].discard(attendee)
-                self._open_presence(attendee, e, ev.at)
-            if dropped:
-                return
-        elif endpoint is not None:
-            self._suspended[endpoint].discard(attendee)
+        if attendee in self._offline.get(endpoint, ()):
+            # Admitted or marked present while the device is away: present once it is back.
+            self._suspended[endpoint].add(attendee)
+            return
         self._open_presence(attendee, endpoint, ev.at)
+
+    def _resume(
+        self, attendee: AttendeeId | None, endpoint: EndpointId | None, at: datetime
+    ) -> None:
+        """A dropped device is back (naming only the person: every device they dropped from)."""
+        keys: list[Key]
+        if endpoint is not None:
+            offline = self._offline.get(endpoint, set())
+            keys = [(who, endpoint) for who in sorted(offline) if attendee in (None, who)]
+        elif attendee is not None:
+            keys = [(attendee, e) for e, who in self._offline.items() if attendee in who]
+        else:
+            return
+        for who, e in keys:
+            self._offline[e].discard(who)
+            if who in self._suspended[e]:
+                self._suspended[e].discard(who)
+                self._open_presence(who, e, at)
 
     def _open_presence(self, who: AttendeeId, endpoint: EndpointId | None, at: datetime) -> None:
         key = (who, endpoint)
@@ -208,6 +226,7 @@ class _SessionTracker:
             keys = [(who, endpoint) for who in self._by_endpoint[endpoint]]
             if ev.kind is not EventKind.DISCONNECTED:
                 self._suspended.pop(endpoint, None)
+                self._offline.pop(endpoint, None)
         else:
             return
         dropped = ev.kind is EventKind.DISCONNECTED
@@ -215,12 +234,16 @@ class _SessionTracker:
             self._disconnects[attendee] += 1
         for who, e in keys:
             closed = self._close((who, e), ev.at)
-            if dropped and closed and e is not None:
-                self._suspended[e].add(who)
-                if attendee is None:
-                    self._disconnects[who] += 1
-            elif e is not None:
+            if dropped:
+                self._offline[e].add(who)
+                if closed:
+                    self._suspended[e].add(who)
+                    if attendee is None:
+                        self._disconnects[who] += 1
+            else:
                 self._suspended[e].discard(who)
+                if ev.kind is not EventKind.MARKED_ABSENT:  # the seat is gone
+                    self._offline[e].discard(who)
 
     def _close(self, key: Key, at: datetime) -> bool:
         state = self._open.pop(key, None)
