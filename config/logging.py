@@ -3,8 +3,9 @@
 Attendance logs are 42 CFR Part 2 / HIPAA records, so every event passes :func:`redact_pii`
 before it is rendered: keys that name a person's identifying details are masked, and string
 values that look like an e-mail address or a phone number are masked wherever they appear.
-Standard-library records (aiohttp's own errors) go through the same chain. In json mode,
-structlog's own lines take that chain as one processor (:func:`_json_line`): the same steps in
+Standard-library records (aiohttp's own errors) go through the same chain, as templates
+without their arguments and exceptions without their messages (:func:`library_record`). In
+json mode, structlog's own lines take that chain as one processor (:func:`_json_line`): the same steps in
 the same order, giving the same line, for a fraction of the calls.
 """
 
@@ -15,6 +16,7 @@ import logging
 import re
 import sys
 import time
+import traceback
 from _json import encode_basestring_ascii, make_encoder
 from collections.abc import Callable, Mapping, MutableMapping
 from datetime import UTC, datetime
@@ -161,8 +163,15 @@ def _route_stdlib(shared: list[Processor], renderer: Processor, out: TextIO, lev
     handler = logging.StreamHandler(out)
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
-            foreign_pre_chain=[structlog.stdlib.add_logger_name, *shared],
+            foreign_pre_chain=[
+                structlog.stdlib.add_logger_name,
+                library_record,
+                *shared,
+                _client_fault_level,
+            ],
             processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
+            # The message's template, never its arguments (see library_record).
+            use_get_message=False,
         )
     )
     root = logging.getLogger()
@@ -170,6 +179,46 @@ def _route_stdlib(shared: list[Processor], renderer: Processor, out: TextIO, lev
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(level.upper())
+
+
+#: Exceptions raised for what a client sent (aiohttp's HTTP parser errors), by module.
+_CLIENT_FAULT_MODULES = ("aiohttp.http_exceptions",)
+_PLACEHOLDER_RE = re.compile(r"(?:\s+(?:from|for|to|by))?\s*%[-#0 +]*\d*(?:\.\d+)?[sdrifx]")
+
+
+def library_record(_logger: WrappedLogger, _method: str, event_dict: EventDict) -> EventDict:
+    """A library's own log record (aiohttp, asyncio), in the form a Homeroom line has.
+
+    Libraries put what the client sent into their lines: aiohttp's "Error handling request
+    from %s" takes the client's address as an argument and its parser's exception quotes the
+    raw request bytes (a link token, a name, an e-mail written as ``%40``), which no pattern
+    can recognise reliably. So such a line keeps the message's template without its
+    arguments, and an exception only its type and where it was raised, never its message.
+    A client's malformed request is its fault, not the server's: a warning, not an error.
+    """
+    event_dict["event"] = _PLACEHOLDER_RE.sub("", str(event_dict.get("event", "")))
+    event_dict.pop("stack_info", None)
+    exc_info = event_dict.pop("exc_info", None)
+    if exc_info is True:
+        exc_info = sys.exc_info()
+    if isinstance(exc_info, BaseException):
+        exc_info = (type(exc_info), exc_info, exc_info.__traceback__)
+    if isinstance(exc_info, tuple) and exc_info[0] is not None:
+        kind, _, tb = exc_info
+        event_dict["error"] = f"{kind.__module__}.{kind.__qualname__}"
+        frames = traceback.extract_tb(tb)[-3:]
+        event_dict["where"] = [
+            f"{f.filename.rsplit('/', 1)[-1]}:{f.lineno} {f.name}" for f in frames
+        ]
+        if kind.__module__ in _CLIENT_FAULT_MODULES:
+            event_dict["_client_fault"] = True
+    return event_dict
+
+
+def _client_fault_level(_logger: WrappedLogger, _method: str, event_dict: EventDict) -> EventDict:
+    if event_dict.pop("_client_fault", False):
+        event_dict["level"] = "warning"
+    return event_dict
 
 
 def _redact_mapping(data: MutableMapping[str, Any]) -> MutableMapping[str, Any]:

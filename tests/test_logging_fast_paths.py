@@ -161,7 +161,11 @@ def test_every_line_is_flushed_as_it_is_logged(fmt: LogFormat) -> None:
 
 def _access(path: str, status: int) -> list[dict[str, Any]]:
     logger = AccessLogger(logging.getLogger("aiohttp.access"), "")
-    request = cast(web.BaseRequest, SimpleNamespace(method="GET", path=path))
+    # A request that matched a route whose template is ``path`` (the access log writes the
+    # template, never the path the client sent).
+    route = SimpleNamespace(resource=SimpleNamespace(canonical=path))
+    match = SimpleNamespace(route=route)
+    request = cast(web.BaseRequest, SimpleNamespace(method="GET", path=path, match_info=match))
     with capture_logs() as logs:
         logger.log(request, cast(web.StreamResponse, SimpleNamespace(status=status)), 0.25)
     return [e for e in logs if e["event"] == "http_request"]

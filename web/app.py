@@ -76,8 +76,9 @@ SOCKETIO_PATH = "/socket.io/"
 
 
 class AccessLogger(AbstractAccessLogger):
-    """aiohttp's access log through structlog: path without query, and no client address
-    (an IP address is a HIPAA identifier).
+    """aiohttp's access log through structlog: the route's template for a path
+    (``/api/sessions/{session}``: a path may carry a token or a name), no query, and no
+    client address (an IP address is a HIPAA identifier).
 
     A socket.io connection that worked gets no access line: it is one websocket per endpoint
     (the pages connect with the websocket transport only), its line would come when it closes
@@ -93,10 +94,26 @@ class AccessLogger(AbstractAccessLogger):
         access_log.info(
             "http_request",
             method=request.method,
-            path=request.path,
+            path=route_template(request),
             status=response.status,
             ms=round(time * 1000, 1),
         )
+
+
+#: What the access log says for a request that matched no route (its path is the client's).
+UNMATCHED = "<unmatched>"
+
+
+def route_template(request: web.BaseRequest) -> str:
+    """The template of the route ``request`` matched, never its path: ``/static/`` for any
+    static file, :data:`UNMATCHED` for a path no route serves or a request that did not
+    parse."""
+    try:
+        match = getattr(request, "match_info", None)
+    except AssertionError:  # a request refused before routing has no match to give
+        match = None
+    resource = getattr(getattr(match, "route", None), "resource", None)
+    return resource.canonical if resource is not None else UNMATCHED
 
 
 def create_app(

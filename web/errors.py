@@ -59,7 +59,9 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         return error_response(exc.status, code, detail)
     except Exception:
         # The traceback is logged (through the redacting chain); the client learns nothing.
-        log.exception("unhandled_error", method=request.method, path=request.path)
+        route = request.match_info.route.resource
+        path = route.canonical if route is not None else "<unmatched>"
+        log.exception("unhandled_error", method=request.method, path=path)
         return error_response(500, "internal_error", "something went wrong on the server")
 
 
