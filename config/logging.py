@@ -5,8 +5,8 @@ before it is rendered: keys that name a person's identifying details are masked,
 values that look like an e-mail address or a phone number are masked wherever they appear.
 Standard-library records (aiohttp's own errors) go through the same chain, as templates
 without their arguments and exceptions without their messages (:func:`library_record`). In
-json mode, structlog's own lines take that chain as one processor (:func:`_json_line`): the same steps in
-the same order, giving the same line, for a fraction of the calls.
+json mode, structlog's own lines take that chain as one processor (:func:`_json_line`): the
+same steps in the same order, giving the same line, for a fraction of the calls.
 """
 
 from __future__ import annotations
