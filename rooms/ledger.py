@@ -107,6 +107,10 @@ def emit(
     """
     state.seq += 1
     prev = state.ledger_head
+    if endpoint is not None:
+        found = state.endpoints.get(endpoint)
+        if found is not None:
+            found.last_event_at = ctx.now
     fields: dict[str, object] = {
         "seq": state.seq,
         "at": ctx.now,

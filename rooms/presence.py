@@ -25,7 +25,9 @@ def reap_node(
     """Close the endpoints of a dead ``node``: presence ends at its last heartbeat.
 
     Every endpoint of ``node`` still connected is disconnected as of ``last_seen`` (its events
-    are stamped then, not now; the grace window runs from then too), and every endpoint of
+    are stamped then, not now, or at the endpoint's own last event when that came later: a
+    leave never precedes what the endpoint did; the grace window runs from then too), and
+    every endpoint of
     ``node`` disconnected for longer than ``grace`` as of ``ctx.now`` is forgotten. Endpoints
     of other nodes, and those already disconnected, are left alone. Returns [] when there is
     nothing to do, so a second reaper racing the first changes nothing.

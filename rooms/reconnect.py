@@ -25,7 +25,8 @@ def disconnect(
     *,
     reason: str | None = None,
 ) -> list[LedgerEvent]:
-    """The connection dropped. Presence ends now; a resume within the grace window restores it.
+    """The connection dropped. Presence ends now (``ctx.now``, or the endpoint's last event if
+    that is later); a resume within the grace window restores it.
 
     With ``connection`` given, the close of a connection the endpoint has already moved away
     from (a resume on a new connection) is refused as stale and changes nothing. ``reason``,
@@ -36,6 +37,10 @@ def disconnect(
         raise InvalidTransition("that connection no longer serves this endpoint")
     if not found.connected:
         raise InvalidTransition("the endpoint is already disconnected")
+    if found.last_event_at is not None and found.last_event_at > ctx.now:
+        # A backdated close (a dead node's last heartbeat, a hang-up written late) never
+        # lands before what the endpoint did since: the ledger's time does not run backwards.
+        ctx = Ctx(now=found.last_event_at, node=ctx.node)
     found.connected = False
     found.disconnected_at = ctx.now
     data = {"reason": reason} if reason is not None else {}

@@ -40,6 +40,9 @@ class EndpointState(BaseModel):
     node: NodeId
     seats: dict[AttendeeId, Seat]
     joined_at: AwareDatetime
+    #: Time of the last ledger event naming this endpoint: nothing later recorded of it, a
+    #: disconnect backdated to its node's last heartbeat included, is stamped before this.
+    last_event_at: AwareDatetime | None = None
     #: Opaque handle of the transport connection now serving this endpoint, so that the late
     #: close of a connection it was resumed away from is recognized and ignored.
     connection: str | None = None

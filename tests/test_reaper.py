@@ -326,3 +326,36 @@ async def passes(reaper: Reaper, count: int) -> None:
     async with asyncio.timeout(10):
         while reaper.passes < count:  # noqa: ASYNC110 -- a counter, polled by yielding
             await asyncio.sleep(0)
+
+
+async def test_an_endpoint_admitted_after_its_nodes_last_heartbeat_leaves_no_earlier(
+    store_pair: tuple[SessionStore, SessionStore],
+) -> None:
+    nodes = cluster(store_pair)
+    a, b = nodes.rooms[A], nodes.rooms[B]
+    sid = await couples_call(nodes)
+    await nodes.beat(A, B)
+    last_seen = nodes.clock.now
+    # After A's last beat, P1 opens a second device on A (admitted at once: already in) and
+    # P2 is attached to it: that endpoint's events are all later than the beat.
+    nodes.clock.advance(4)
+    await a.apply(sid, partial(membership.join, endpoint=EndpointId("e-3"), attendee=P1))
+    nodes.clock.advance(3)
+    await a.apply(sid, partial(membership.attach, endpoint=EndpointId("e-3"), attendee=P2))
+    attached_at = nodes.clock.now
+    nodes.clock.advance(DEAD_AFTER + 5)
+    await nodes.beat(B)
+    before = await b.get_session(sid)
+
+    assert await nodes.reapers[B].sweep() == 3
+
+    closed = disconnects(await b.events(sid, before.seq))
+    at = {(e.attendee, e.endpoint): e.at for e in closed}
+    assert at[(P1, EndpointId("e-1"))] == at[(P2, EndpointId("e-1"))] == last_seen
+    assert at[(P2, EndpointId("e-2"))] == last_seen
+    assert at[(P1, EndpointId("e-3"))] == attached_at  # never before its own last event
+    assert at[(P2, EndpointId("e-3"))] == attached_at
+    events = await b.events(sid)
+    for endpoint in ("e-1", "e-2", "e-3"):
+        times = [e.at for e in events if e.endpoint == endpoint]
+        assert times == sorted(times), endpoint
