@@ -24,6 +24,7 @@ from pydantic import (
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from rooms.checkins import DutyHours
+from rooms.explain import sentence
 
 ENV_PREFIX = "HOMEROOM_"
 #: Bytes of a signing secret: HS256 wants a key at least as long as its 256-bit output.
@@ -193,9 +194,7 @@ def format_errors(exc: ValidationError) -> str:
     """``error: invalid_settings: HOMEROOM_PORT: Input should be a valid integer; ...``."""
     # A check across variables has no location: its message names the variables itself.
     problems = [
-        f"{env_name(err['loc'])}: {err['msg'].removeprefix('Value error, ')}"
-        if err["loc"]
-        else err["msg"].removeprefix("Value error, ")
+        f"{env_name(err['loc'])}: {sentence(err)}" if err["loc"] else sentence(err)
         for err in exc.errors()
         # A default computed from a field that failed says nothing new.
         if err["type"] != "default_factory_not_called"

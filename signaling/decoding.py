@@ -8,6 +8,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from rooms.errors import InvalidMessage
+from rooms.explain import sentence
 from signaling import protocol as p
 from signaling.wire import compact_json
 
@@ -39,6 +40,7 @@ def decode(event: str, args: tuple[Any, ...]) -> p.Message:
 
 
 def describe(exc: ValidationError) -> str:
-    first = exc.errors(include_url=False)[0]
-    where = ".".join(str(part) for part in first["loc"]) or "payload"
-    return f"{where}: {first['msg']}"
+    """The first failure's field and rule in words (rooms.explain), never the input."""
+    errors = exc.errors(include_url=False)
+    where = ".".join(str(part) for part in errors[0]["loc"]) or "payload"
+    return f"{where}: {sentence(errors[0])}"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import json
 import os
@@ -25,7 +26,7 @@ from rooms.store import open_store
 from rooms.tokens import StaffRole, verify_staff_token
 from tests.redis_server import free_port
 from tests.served import COUPLES
-from web.cli import main
+from web.cli import build_parser, main
 
 HOMEROOM = Path(sys.executable).parent / "homeroom"
 SECRET = "cli-test-secret-" + "y" * 32
@@ -76,6 +77,19 @@ def test_token_refuses_bad_input(
     assert err.startswith(message)
 
 
+def test_help_lists_every_command_with_its_purpose(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as caught:
+        main(["--help"])
+    assert caught.value.code == 0
+    text = capsys.readouterr().out
+    commands = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    helps = {c.dest: c.help for c in commands._choices_actions}
+    assert set(helps) == set(commands.choices)  # no command without a purpose
+    for name, purpose in helps.items():
+        assert purpose and " ".join(f"{name} {purpose}".split()) in " ".join(text.split())
+    assert "``" not in text  # reStructuredText markup is for docstrings, not for people
+
+
 def test_unknown_role_is_a_usage_error(env: dict[str, str]) -> None:
     with pytest.raises(SystemExit) as caught:
         main(["token", "--role", "patient", "--subject", "p-1"])
@@ -119,8 +133,8 @@ async def test_session_create_writes_to_redis(
 ) -> None:
     code, out, _ = await _in_thread(
         capsys, "session", "create", "--kind", "couples", "--clinician", "c-17",
-        "--patient", "p-201", "--patient", "p-202", "--starts", "2026-12-01T09:30",
-        "--minutes", "50",
+        "--patient", "p-201", "--patient", "p-202", "--identified-patient", "p-202",
+        "--starts", "2026-12-01T09:30", "--minutes", "50",
     )  # fmt: skip
     assert code == 0
     created = json.loads(out)
@@ -158,7 +172,11 @@ async def test_session_create_group_options(
         (["--kind", "couples", "--clinician", "c-1", "--patient", "p-1"],
          "error: invalid_roster: a couples session needs 2 patient(s), got 1"),
         (["--kind", "individual", "--clinician", "c-1", "--patient", "jo@example.org"],
-         "error: invalid_roster: roster.1.attendee: String should match pattern"),
+         "error: invalid_roster: roster.1.attendee: must be an id of 1 to 64 letters"),
+        (["--kind", "couples", "--clinician", "c-1", "--patient", "p-1", "--patient", "p-2"],
+         "error: invalid_roster: a couples session is billed under one partner's claim: say "
+         "whose with --identified-patient, one of the two --patient ids "
+         "(e.g. --identified-patient p-1)"),
         (["--kind", "individual", "--clinician", "c-1", "--patient", "p-1", "--starts", "soon"],
          "error: invalid_message: --starts: use ISO 8601"),
         (["--kind", "individual", "--clinician", "c-1", "--patient", "p-1", "--minutes", "1"],

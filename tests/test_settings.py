@@ -138,7 +138,7 @@ def test_redis_url_has_no_prefix(monkeypatch: pytest.MonkeyPatch) -> None:
         ("HOMEROOM_SECRET", "too-short", "HOMEROOM_SECRET: must be at least 32 bytes"),
         ("HOMEROOM_TIMEZONE", "Mars/Olympus", "HOMEROOM_TIMEZONE: must be an IANA time zone"),
         ("REDIS_URL", "http://cache:6379", "REDIS_URL: must start with redis://"),
-        ("HOMEROOM_REDIS_PREFIX", "a:b", "HOMEROOM_REDIS_PREFIX: String should match pattern"),
+        ("HOMEROOM_REDIS_PREFIX", "a:b", "HOMEROOM_REDIS_PREFIX: must be 1 to 32 letters"),
         ("HOMEROOM_PUBLIC_URL", "care.example.org", "HOMEROOM_PUBLIC_URL: must be an http"),
         ("HOMEROOM_ICE_SERVERS", "stun:x", "HOMEROOM_ICE_SERVERS: must be a JSON list"),
         ("HOMEROOM_ICE_SERVERS", "{}", "HOMEROOM_ICE_SERVERS: Input should be a valid list"),

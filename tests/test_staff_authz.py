@@ -72,6 +72,7 @@ async def test_cli_sessions_record_their_operator_and_grant_nothing_to_cli(
     monkeypatch.setenv("HOMEROOM_SECRET", "api-test-secret-" + "x" * 32)
     argv = ["session", "create", "--kind", "couples", "--operator", "op-7"]
     argv += ["--clinician", "c-17", "--patient", "p-201", "--patient", "p-202"]
+    argv += ["--identified-patient", "p-201"]
     # main() runs its own event loop, so it cannot run on the test's.
     assert await asyncio.to_thread(main, argv) == 0
     (session,) = await redis_api.sessions()

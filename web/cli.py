@@ -43,6 +43,14 @@ from web.keys import ROOMS
 from web.sessions import created_body
 
 log = structlog.get_logger("cli")
+#: What ``homeroom --help`` says above the list of commands.
+DESCRIPTION = """\
+Homeroom runs the video sessions of a virtual intensive outpatient program:
+individual, couples and group sessions, a waiting room, attendance records.
+
+Run `homeroom COMMAND --help` for a command's options. Answers go to standard
+output; errors print `error: <code>: <sentence>` and exit 1 (usage errors 2).
+Details: docs/cli.md."""
 #: Allocations between young collections (CPython's default is 700).
 GC_YOUNG = 20_000
 
@@ -62,16 +70,23 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="homeroom", description=__doc__)
-    sub = parser.add_subparsers(required=True, metavar="COMMAND")
-    serve = sub.add_parser("serve", help="run the server")
+    parser = argparse.ArgumentParser(
+        prog="homeroom",
+        description=DESCRIPTION,
+        # Every command and its purpose on one line each, the description as written.
+        formatter_class=lambda prog: argparse.RawDescriptionHelpFormatter(
+            prog, max_help_position=24
+        ),
+    )
+    sub = parser.add_subparsers(required=True, metavar="COMMAND", title="commands")
+    serve = sub.add_parser("serve", help="run the server: pages, API and signaling")
     serve.add_argument("--host", help="interface to listen on (HOMEROOM_HOST)")
     serve.add_argument("--port", type=int, help="port to listen on (HOMEROOM_PORT)")
     serve.add_argument("--demo", action="store_true", help="create a demo session, print links")
     serve.set_defaults(command=cmd_serve)
-    session = sub.add_parser("session", help="manage sessions").add_subparsers(
-        required=True, metavar="ACTION"
-    )
+    session = sub.add_parser(
+        "session", help="schedule a session and print its links"
+    ).add_subparsers(required=True, metavar="ACTION")
     create = session.add_parser("create", help="schedule a session and print its links")
     _add_create_arguments(create)
     create.set_defaults(command=cmd_session_create)
@@ -250,6 +265,7 @@ async def _demo_session(rooms: Rooms, settings: Settings) -> list[str]:
 
 
 def _request_from_args(args: argparse.Namespace, settings: Settings) -> CreateSession:
+    _require_identified_patient(args)
     roster: list[dict[str, Any]] = []
     for raw in args.clinician:
         attendee, _, function = raw.partition(":")
@@ -271,6 +287,18 @@ def _request_from_args(args: argparse.Namespace, settings: Settings) -> CreateSe
         where = str(exc.errors()[0]["loc"][0])
         error = InvalidRoster if where in ("kind", "roster") else InvalidMessage
         raise error(describe(exc)) from None
+
+
+def _require_identified_patient(args: argparse.Namespace) -> None:
+    """A couples session is billed under one partner's claim: at the command line, where a
+    forgotten option would silently bill the first partner, it must be named."""
+    if args.kind != "couples" or args.identified_patient or len(args.patient) != 2:
+        return
+    first = args.patient[0] if is_valid_id(args.patient[0]) else "ID"
+    raise InvalidRoster(
+        "a couples session is billed under one partner's claim: say whose with "
+        f"--identified-patient, one of the two --patient ids (e.g. --identified-patient {first})"
+    )
 
 
 def _parse_start(text: str, settings: Settings) -> datetime:

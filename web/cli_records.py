@@ -29,9 +29,9 @@ from web.records import AttendanceParams, export
 
 
 def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    attendance = sub.add_parser("attendance", help="attendance exports").add_subparsers(
-        required=True, metavar="ACTION"
-    )
+    attendance = sub.add_parser(
+        "attendance", help="export attendance and billing suggestions"
+    ).add_subparsers(required=True, metavar="ACTION")
     out = attendance.add_parser("export", help="export attendance for a range of program days")
     out.add_argument("--from", dest="first", required=True, help="first day, YYYY-MM-DD")
     out.add_argument("--to", dest="last", required=True, help="last day, YYYY-MM-DD")
@@ -46,7 +46,7 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     again.add_argument("--events", type=Path, required=True, help="a JSONL export or archive")
     again.add_argument("--format", default="csv", choices=["csv", "json"])
     again.set_defaults(command=cmd_summarize)
-    audit = sub.add_parser("audit", help="the audit trail").add_subparsers(
+    audit = sub.add_parser("audit", help="check the tamper-evident audit trail").add_subparsers(
         required=True, metavar="ACTION"
     )
     check = audit.add_parser("verify", help="check every hash chain; report the first break")
@@ -54,7 +54,7 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     check.add_argument("--to", dest="last", help="last day of sessions (default: all)")
     _add_server_options(check)
     check.set_defaults(command=cmd_verify)
-    keep = sub.add_parser("archive", help="copy ledgers to daily JSONL files")
+    keep = sub.add_parser("archive", help="copy session ledgers into daily JSONL files")
     keep.add_argument("--from", dest="first", required=True, help="first day, YYYY-MM-DD")
     keep.add_argument("--to", dest="last", required=True, help="last day, YYYY-MM-DD")
     keep.add_argument("--dir", type=Path, help="with REDIS_URL: where (default var/archive)")

@@ -13,6 +13,7 @@ import structlog
 from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
+from rooms import explain
 from rooms.errors import HomeroomError, InvalidMessage, InvalidRoster
 
 #: Request bodies are small JSON documents; anything larger is refused before parsing.
@@ -96,11 +97,8 @@ async def parse_body(
 
 
 def describe(exc: ValidationError) -> str:
-    """``roster.0.attendee: String should match pattern ...``: field and rule, never the input."""
-    first = exc.errors()[0]
-    where = ".".join(str(part) for part in first["loc"]) or "body"
-    more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
-    return f"{where}: {first['msg']}{more}"
+    """``roster.0.attendee: must be an id of ...``: field and rule in words, never the input."""
+    return explain.describe(exc)
 
 
 def _http_detail(exc: web.HTTPException) -> str:
