@@ -81,6 +81,8 @@ class Settings(BaseSettings):
     turn_ttl_seconds: int = Field(default=8 * 3600, ge=60, le=7 * 86400)
     #: Seconds between a node's heartbeats; a node silent for three of them counts as dead.
     heartbeat_seconds: float = Field(default=5, gt=0, le=300)
+    #: Seconds a stopping node gives its endpoints to resume on another node (SIGTERM).
+    drain_seconds: float = Field(default=3, ge=0, le=30)
     #: A billing rules file (TOML, see docs/attendance.md); unset: the packaged defaults.
     billing_rules: Path | None = None
     log_format: Literal["json", "console"] = Field(

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Sequence
 from typing import Any
 
 import socketio
@@ -36,17 +36,21 @@ class Participant:
         resume: str | None = None,
         spec: MediaSpec | None = None,
         timeout: float = 10.0,
+        elsewhere: Sequence[str] = (),
     ) -> None:
         if (token is None) == (resume is None):
             raise ValueError("give exactly one of token or resume")
         self.url = url
+        #: Other addresses of the same deployment, tried before ``url`` when the node asks us
+        #: to move (``moving``); behind one address (a proxy), leave it empty.
+        self.elsewhere = tuple(elsewhere)
         self._auth: dict[str, Any] = (
             {"v": 1, "token": token} if token else {"v": 1, "resume": resume}
         )
         self._timeout = timeout
         self._media = LocalMedia(spec or MediaSpec())
         self._microphone, self._camera = True, True  # the person's own choices
-        self._sio = socketio.AsyncClient(reconnection=False)
+        self._sio = self._client()
         self._welcome: dict[str, Any] = {}
         self._greeted: asyncio.Future[dict[str, Any]] | None = None
         self._room: dict[str, Any] | None = None
@@ -61,14 +65,9 @@ class Participant:
         self.bye_reason: str | None = None
         #: Seconds from the start of ``join()`` to the server's ``welcome``.
         self.join_seconds: float | None = None
+        #: Times this endpoint resumed on another node because its node shut down.
+        self.moves = 0
         self._log = log
-        # Handlers are plain functions: python-socketio runs each event in its own task, and
-        # a handler with no await runs whole in arrival order, so signals stay in order.
-        self._sio.on("welcome", self._on_welcome)
-        self._sio.on("room", self._on_room)
-        self._sio.on("signal", self._on_signal)
-        self._sio.on("bye", self._on_bye)
-        self._sio.on("connect_error", self._on_refused)
 
     # --- what tests and the probe read ---------------------------------------------------
 
@@ -160,13 +159,46 @@ class Participant:
 
     # --- socket.io -----------------------------------------------------------------------
 
-    async def _connect(self, auth: dict[str, Any]) -> None:
+    def _client(self) -> socketio.AsyncClient:
+        client = socketio.AsyncClient(reconnection=False)
+        # Handlers are plain functions: python-socketio runs each event in its own task, and
+        # a handler with no await runs whole in arrival order, so signals stay in order.
+        # Views and signals count from any of our connections (one may still be closing
+        # after a move); a ``bye`` or ``moving`` only from the current one.
+        client.on("welcome", self._on_welcome)
+        client.on("room", self._on_room)
+        client.on("signal", self._on_signal)
+        client.on("bye", lambda data: self._on_bye(data) if client is self._sio else None)
+        client.on("moving", lambda _: self._spawn(self._move()) if client is self._sio else None)
+        client.on("connect_error", self._on_refused)
+        return client
+
+    async def _move(self) -> None:
+        """Our node is shutting down: resume through another address while still connected
+        here (the new node takes the endpoint over, so presence has no gap), then close the
+        old connection. With nowhere to go, stay until the node closes us."""
+        old = self._sio
+        for url in [*self.elsewhere, self.url]:
+            self._sio = self._client()
+            try:
+                await self._connect({"v": 1, "resume": self._welcome["resume"]}, url)
+            except JoinRefused as exc:
+                self._log.info("move_refused", code=exc.code)
+                await self._sio.eio.disconnect()  # its HTTP session, left open by the failure
+                continue
+            self.url, self.moves = url, self.moves + 1
+            self._log.info("moved")
+            await old.disconnect()
+            return
+        self._sio = old
+
+    async def _connect(self, auth: dict[str, Any], url: str | None = None) -> None:
         self._refusal = None
         # The server pushes ``welcome`` (then the first ``room``) as it accepts the connection.
         greeted = self._greeted = asyncio.get_running_loop().create_future()
         try:
             await self._sio.connect(
-                self.url, auth=auth, transports=["websocket"], wait_timeout=self._timeout
+                url or self.url, auth=auth, transports=["websocket"], wait_timeout=self._timeout
             )
         except socketio.exceptions.ConnectionError as exc:
             data = (self._refusal or {}).get("data") or {}

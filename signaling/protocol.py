@@ -204,11 +204,25 @@ class Bye(Message):
     detail: str = ""
 
 
+class Moving(Message):
+    """This node is shutting down: resume elsewhere now (docs/protocol.md, "Node shutdown").
+
+    Open a new connection with the resume credential (the deployment's address reaches a node
+    that stays) and close this one once welcomed there. Presence goes on without a gap. This
+    node closes the connection after ``within`` seconds and records a disconnect for an
+    endpoint still on it; it may still resume within the grace window.
+    """
+
+    reason: Literal["shutdown"] = "shutdown"
+    within: float
+
+
 SERVER_EVENTS: dict[str, type[Message]] = {
     "welcome": Welcome,
     "room": Room,
     "signal": SignalRelay,
     "bye": Bye,
+    "moving": Moving,
 }
 
 

@@ -35,7 +35,7 @@ from rooms.tokens import (
 )
 from signaling.ice import TurnConfig
 from signaling.server import SignalingConfig, SignalingServer
-from web import audit, sessions
+from web import audit, sessions, shutdown
 from web.errors import MAX_BODY_BYTES, Handler, error_middleware, from_domain, parse_body
 from web.keys import PROGRAM, ROOMS, RULES, SETTINGS, SIGNALING
 from web.program_routes import add_program_routes, open_program
@@ -128,6 +128,7 @@ def create_app(
         handler_args={"access_log_class": AccessLogger},
     )
     app[SETTINGS] = settings
+    shutdown.install(app)
     app[RULES] = load_billing_rules(settings.billing_rules)
     opened = store or open_store(settings.redis_url, prefix=settings.redis_prefix)
     rooms = app[ROOMS] = Rooms(

@@ -41,6 +41,7 @@ from web.cli_base import CLI_SUBJECT, CliError, cli_token
 from web.errors import describe
 from web.keys import ROOMS
 from web.sessions import created_body
+from web.shutdown import REQUESTS_GRACE_SECONDS, shut_down
 
 log = structlog.get_logger("cli")
 #: What ``homeroom --help`` says above the list of commands.
@@ -185,7 +186,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 async def _serve(settings: Settings, *, demo: bool, url_hint: str) -> None:
     # Handlers first: a stop requested while the banner prints must still stop cleanly.
     stop = _stop_on_signals()
-    runner = web.AppRunner(create_app(settings))
+    runner = web.AppRunner(create_app(settings), shutdown_timeout=REQUESTS_GRACE_SECONDS)
     await runner.setup()
     try:
         try:
@@ -198,7 +199,7 @@ async def _serve(settings: Settings, *, demo: bool, url_hint: str) -> None:
         _tune_gc()
         await stop.wait()
     finally:
-        await runner.cleanup()
+        await shut_down(runner, settings.drain_seconds)
 
 
 def _tune_gc() -> None:

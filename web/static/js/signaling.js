@@ -8,6 +8,7 @@
 //   "room"     {room}                    a newer room view
 //   "signal"   {signal}                  relayed SDP or ICE from another endpoint
 //   "bye"      {reason, detail}          the server closed this endpoint for good
+//   "moved"    {}                        resumed on another node (ours shut down)
 //   "refused"  {error, detail}           the server will not let this link in (final)
 
 const PROTOCOL_VERSION = 1;
@@ -30,6 +31,7 @@ export class Signaling extends EventTarget {
     this._resume = storageKey ? sessionStorage.getItem(storageKey) : null;
     this._usedResume = false;
     this._closedByServer = false;
+    this._leaving = null;  // the socket of a node that is shutting down, until we are back
   }
 
   /** Whether this tab holds a resume credential (it was in the session moments ago). */
@@ -45,7 +47,14 @@ export class Signaling extends EventTarget {
       return;
     }
     this._setState("connecting");
-    this.socket = io({
+    this.socket = this._open();
+  }
+
+  /** A socket.io connection. Views and signals count from any of ours (the one of a node
+   * shutting down may still deliver some); everything else only from the current one. */
+  _open() {
+    const io = window.io;
+    const s = io({
       transports: ["websocket"],
       // Called before every (re)connection: after a welcome, resume the same endpoint.
       auth: (cb) => {
@@ -58,15 +67,33 @@ export class Signaling extends EventTarget {
       randomizationFactor: 0.3,
       timeout: 10000,
     });
-    const s = this.socket;
+    const current = (fn) => (...args) => { if (s === this.socket) { fn(...args); } };
     // The server pushes `welcome`, then the first `room`, as it accepts the connection.
-    s.on("welcome", (welcome) => this._welcomed(welcome));
-    s.on("connect_error", (err) => this._refused(err));
-    s.on("disconnect", (reason) => this._lost(reason));
+    s.on("welcome", current((welcome) => this._welcomed(welcome)));
+    s.on("connect_error", current((err) => this._refused(err)));
+    s.on("disconnect", (reason) => this._dropped(s, reason));
     s.on("room", (room) => this._room(room));
     s.on("signal", (signal) => this.dispatchEvent(new CustomEvent("signal", { detail: { signal } })));
-    s.on("bye", (bye) => this._bye(bye));
-    s.io.on("reconnect_attempt", () => { if (this.state !== "closed") { this._setState("reconnecting"); } });
+    s.on("bye", current((bye) => this._bye(bye)));
+    s.on("moving", current(() => this._move()));
+    s.io.on("reconnect_attempt", current(() => { if (this.state !== "closed") { this._setState("reconnecting"); } }));
+    return s;
+  }
+
+  /** Our node is shutting down (docs/protocol.md, "Node shutdown"): resume through the same
+   * address, which reaches a node that stays, while this connection still serves; the new
+   * node takes the endpoint over, so the call has no gap. The old one closes once we are back. */
+  _move() {
+    if (this.state === "closed" || !this._resume) { return; }
+    this._leaving = this.socket;
+    this._leaving.io.opts.reconnection = false;
+    this.socket = this._open();
+  }
+
+  _dropped(s, reason) {
+    if (s === this.socket) { this._lost(reason); return; }
+    // The old node closed us before the new one welcomed us: we are between nodes.
+    if (s === this._leaving && !this.connected && this.state !== "closed") { this._setState("reconnecting"); }
   }
 
   /** Send a client event; resolves to its ack ({ok: true, ...} or {error, detail}). */
@@ -106,6 +133,11 @@ export class Signaling extends EventTarget {
     }
     this.welcome = welcome;
     this._closedByServer = false;
+    if (this._leaving) {
+      this._leaving.disconnect();
+      this._leaving = null;
+      this.dispatchEvent(new CustomEvent("moved", { detail: {} }));
+    }
     this._remember(welcome.resume);  // rotated on every resume: always keep the newest
     this._reannounce = true;  // the view that follows is announced even at the same version
     this._setState("connected");
@@ -161,7 +193,10 @@ export class Signaling extends EventTarget {
     if (this.state === "closed") { return; }
     this._setState("closed");
     this._remember(null);
-    if (this.socket) { this.socket.io.opts.reconnection = false; this.socket.disconnect(); }
+    for (const s of [this.socket, this._leaving]) {
+      if (s) { s.io.opts.reconnection = false; s.disconnect(); }
+    }
+    this._leaving = null;
     if (reason) { this.dispatchEvent(new CustomEvent("bye", { detail: { reason, detail } })); }
   }
 
