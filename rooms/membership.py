@@ -43,7 +43,7 @@ def join(
         raise InvalidTransition("this endpoint has already joined")
     already_in = state.is_admitted(attendee)
     known = state.attendees.get(attendee)
-    readmit = state.auto_readmit and known is not None and known.ever_admitted
+    readmit = state.auto_readmit and known is not None and known.ever_admitted and not known.denied
     admit_now = role in HOST_ROLES or already_in or readmit
     if state.locked and role not in HOST_ROLES and not already_in:
         raise SessionLocked("the clinician has locked this session")
@@ -72,6 +72,7 @@ def admit(
     waiting = _waiting_for_host(state, actor, attendee)
     if state.spec.role_of(attendee) in SEATED_ROLES and not state.is_admitted(attendee):
         _check_capacity(state)
+    state.attendee(attendee).denied = False
     events: list[LedgerEvent] = []
     for endpoint in waiting:
         events += _admit_seat(state, ctx, endpoint, attendee, actor=actor)
@@ -81,8 +82,11 @@ def admit(
 def deny(
     state: SessionState, ctx: Ctx, actor: AttendeeId, attendee: AttendeeId
 ) -> list[LedgerEvent]:
-    """A clinician turns a waiting attendee away; their endpoints lose that seat."""
+    """A clinician turns a waiting attendee away; their endpoints lose that seat. It sticks to
+    the person: until a clinician admits them, nothing else does (a shared device in the
+    call, auto-readmit)."""
     waiting = _waiting_for_host(state, actor, attendee)
+    state.attendee(attendee).denied = True
     events = []
     for endpoint in waiting:
         _drop_seat(state, endpoint, attendee)
@@ -131,7 +135,8 @@ def attach(
     """Add a second roster member to an endpoint (a shared home device).
 
     The caller has verified the person's own link. On a device already in the call the partner
-    is admitted at once, by the device: the clinician attests them later (mark present).
+    is admitted at once, by the device: the clinician attests them later (mark present); a
+    partner a clinician turned away waits on the device for a clinician instead.
     """
     require_active(state)
     role = require_roster(state, attendee)
@@ -145,18 +150,18 @@ def attach(
     if len(found.seats) >= 2:
         raise DeviceFull("a device carries at most two attendees")
     primary = next(iter(found.seats))
-    in_call = found.in_call()
     already_in = state.is_admitted(attendee)
+    admit_now = found.in_call() and (already_in or not state.peek(attendee).denied)
     if state.locked and not already_in:
         raise SessionLocked("the clinician has locked this session")
-    if in_call and not already_in:
+    if admit_now and not already_in:
         _check_capacity(state)
     found.seats[attendee] = Seat(status=SeatStatus.WAITING, attached=True)
     events = [
         emit(state, ctx, EventKind.ATTACHED, attendee=attendee, endpoint=endpoint, actor=primary)
     ]
     events.append(emit(state, ctx, EventKind.WAITING, attendee=attendee, endpoint=endpoint))
-    if in_call:
+    if admit_now:
         events += _admit_seat(state, ctx, endpoint, attendee, actor=primary, shared_device=True)
     return events
 

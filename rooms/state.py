@@ -69,6 +69,8 @@ class AttendeeState(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     ever_admitted: bool = False
+    #: A clinician turned this person away; only a clinician's admit lets them in again.
+    denied: bool = False
     removed: bool = False
     self_muted: bool = False
     clinician_muted: bool = False
