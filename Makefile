@@ -7,13 +7,16 @@ STAMP := $(VENV)/.installed
 # Every dependency, direct or not, pinned with its hashes: make, the Dockerfile and CI install
 # exactly these files and nothing the resolver picks on the day.
 LOCK := requirements.lock
+# The runtime half of the same pins (no test tools), for the Docker image.
+APP_LOCK := requirements-app.lock
 
-.PHONY: run test lint lock check-redis bench check-chromium check-janus assets
+.PHONY: run test lint lock check-redis bench check-chromium check-janus check-coturn \
+	check-compose compose-config assets
 
 run: $(STAMP) assets check-janus
 	$(BIN)/homeroom serve --demo
 
-test: $(STAMP) assets check-redis check-chromium check-janus lint
+test: $(STAMP) assets check-redis check-chromium check-janus check-coturn compose-config lint
 	$(BIN)/pytest
 
 lint: $(STAMP)
@@ -39,6 +42,9 @@ lock: | $(BIN)/python
 	CUSTOM_COMPILE_COMMAND='make lock' $(LOCK_TOOLS)/bin/pip-compile --quiet --generate-hashes \
 		--extra test --strip-extras --no-emit-index-url --no-emit-find-links \
 		$(if $(UPGRADE),--upgrade) -o $(LOCK) pyproject.toml
+	CUSTOM_COMPILE_COMMAND='make lock' $(LOCK_TOOLS)/bin/pip-compile --quiet --generate-hashes \
+		--strip-extras --no-emit-index-url --no-emit-find-links -c $(LOCK) \
+		-o $(APP_LOCK) pyproject.toml
 
 # The store tests run against a real redis-server (or REDIS_URL, when set).
 check-redis:
@@ -67,6 +73,34 @@ check-janus:
 		echo "janus is missing: group sessions fall back to the peer-to-peer mesh, and the"; \
 		echo "group media tests will fail. Debian/Ubuntu: sudo apt-get install janus"; \
 	fi
+
+# The TURN tests relay real calls through coturn (Debian `coturn`, the turnserver binary).
+check-coturn:
+	@if command -v turnserver >/dev/null 2>&1 || [ -x /usr/bin/turnserver ]; then \
+		exit 0; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		echo "turnserver is missing; installing the Debian package coturn"; \
+		apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y coturn; \
+	else \
+		echo "turnserver is missing: the TURN tests need it. Debian/Ubuntu: sudo apt-get install coturn"; \
+		exit 1; \
+	fi
+
+# No Docker daemon is needed to check docker-compose.yml: `docker-compose config` resolves it
+# with .env.example's values and fails on a syntax error or a missing variable.
+check-compose:
+	@if command -v docker-compose >/dev/null 2>&1; then \
+		exit 0; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		echo "docker-compose is missing; installing the Debian package"; \
+		apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y docker-compose; \
+	else \
+		echo "docker-compose is missing. Debian/Ubuntu: sudo apt-get install docker-compose"; \
+		exit 1; \
+	fi
+
+compose-config: check-compose
+	docker-compose --env-file .env.example --profile scale config --quiet
 
 # The pages' only third-party script, the socket.io client, comes from npm (web/package-lock.json)
 # and is served from web/static/vendor: no CDN at run time. npm runs again only when the lock

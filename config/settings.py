@@ -23,6 +23,7 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from config.production import production_problems
 from rooms.checkins import DutyHours
 from rooms.explain import sentence
 
@@ -114,6 +115,20 @@ class Settings(BaseSettings):
     def _turn_needs_both(self) -> Settings:
         if bool(self.turn_urls) != (self.turn_secret is not None):
             raise ValueError("HOMEROOM_TURN_URLS and HOMEROOM_TURN_SECRET go together")
+        return self
+
+    @model_validator(mode="after")
+    def _production_is_safe(self) -> Settings:
+        if self.env != "production":
+            return self
+        problems = production_problems(
+            secret=self.secret.get_secret_value(),
+            secret_from_environment="secret" in self.model_fields_set,
+            public_url=self.public_url,
+            turn_secret=self.turn_secret.get_secret_value() if self.turn_secret else None,
+        )
+        if problems:
+            raise ValueError("refusing to start in production: " + "; ".join(problems))
         return self
 
     @field_validator("ice_servers", mode="before")

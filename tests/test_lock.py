@@ -18,11 +18,11 @@ ROOT = Path(__file__).resolve().parent.parent
 PIN = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==([^\s\\;]+)")
 
 
-def lock_pins() -> dict[str, tuple[Version, int]]:
-    """Each pinned package in the lock with its version and how many hashes it carries."""
+def lock_pins(name: str = "requirements.lock") -> dict[str, tuple[Version, int]]:
+    """Each pinned package in a lock with its version and how many hashes it carries."""
     pins: dict[str, tuple[Version, int]] = {}
     current = ""
-    for line in (ROOT / "requirements.lock").read_text().splitlines():
+    for line in (ROOT / name).read_text().splitlines():
         match = PIN.match(line)
         if match:
             current = canonicalize_name(match.group(1))
@@ -33,10 +33,10 @@ def lock_pins() -> dict[str, tuple[Version, int]]:
     return pins
 
 
-def declared() -> list[Requirement]:
+def declared(*, extras: bool = True) -> list[Requirement]:
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     texts = list(project["dependencies"])
-    for extra in project.get("optional-dependencies", {}).values():
+    for extra in project.get("optional-dependencies", {}).values() if extras else ():
         texts.extend(extra)
     return [Requirement(text) for text in texts]
 
@@ -58,3 +58,15 @@ def test_every_pin_carries_a_hash() -> None:
     assert len(pins) > 20, "the lock should pin the whole tree, not only direct dependencies"
     unhashed = sorted(name for name, (_, hashes) in pins.items() if hashes == 0)
     assert not unhashed, f"pins without --hash (pip --require-hashes refuses them): {unhashed}"
+
+
+def test_the_images_lock_is_the_runtime_part_of_the_same_pins() -> None:
+    full, app = lock_pins(), lock_pins("requirements-app.lock")
+    differing = sorted(
+        name for name, (version, _) in app.items() if full.get(name, (None,))[0] != version
+    )
+    assert not differing, f"requirements-app.lock disagrees with requirements.lock: {differing}"
+    missing = [r.name for r in declared(extras=False) if canonicalize_name(r.name) not in app]
+    assert not missing, f"run `make lock`: runtime dependencies missing from the image: {missing}"
+    assert "pytest" not in app and "playwright" not in app, "test tools do not go in the image"
+    assert all(hashes for _, hashes in app.values())

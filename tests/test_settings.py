@@ -85,6 +85,9 @@ def test_overrides_beat_the_environment(monkeypatch: pytest.MonkeyPatch) -> None
 
 def test_production_logs_json_unless_told_otherwise(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HOMEROOM_ENV", "production")
+    # What production insists on (tests/test_production.py): a real secret and https.
+    monkeypatch.setenv("HOMEROOM_SECRET", "4f" * 32)
+    monkeypatch.setenv("HOMEROOM_PUBLIC_URL", "https://homeroom.clinic.test")
     assert load_settings().log_format == "json"
     monkeypatch.setenv("HOMEROOM_LOG_FORMAT", "console")
     assert load_settings().log_format == "console"
