@@ -12,7 +12,7 @@ from aiohttp import web
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from rooms.checkin_report import report
-from rooms.checkins import CheckinId, CheckinRequest, Reason
+from rooms.checkins import CheckinId, CheckinRequest, CheckinStatus, Reason
 from rooms.enrollment import CareTeamMember, Enrollment
 from rooms.errors import InvalidMessage, NotAuthorized
 from rooms.ids import AttendeeId, PseudonymStr, SessionId, is_valid_id
@@ -23,6 +23,8 @@ from web.errors import parse_body, parse_query
 from web.keys import PROGRAM, ROOMS, SETTINGS, SIGNALING
 
 MAX_REPORT_DAYS = 92
+#: How long a request that left the queue is still shown to the consoles (taken, cancelled).
+RECENT = timedelta(minutes=10)
 
 
 class IssueLink(BaseModel):
@@ -51,11 +53,24 @@ class QueueItem(BaseModel):
     waited_seconds: float
 
 
+class Settled(BaseModel):
+    """A request of the caller's teams that left the queue lately: who picked it up, or
+    that the patient cancelled it (so every console can say it was taken)."""
+
+    id: CheckinId
+    patient: AttendeeId
+    status: CheckinStatus
+    taken_by: AttendeeId | None
+    at: AwareDatetime
+
+
 class Queue(BaseModel):
-    """``GET /api/checkins``: the waiting requests this caller may pick up."""
+    """``GET /api/checkins``: the waiting requests this caller may pick up, and those that
+    left the queue in the last ``RECENT`` minutes."""
 
     on_duty: bool
     requests: list[QueueItem]
+    recent: list[Settled]
 
 
 class Taken(BaseModel):
@@ -119,7 +134,18 @@ async def queue(request: web.Request) -> web.Response:
     who = None if staff.role is StaffRole.ADMIN else AttendeeId(staff.subject)
     now = program.rooms.clock()
     items = [_queue_item(r, now) for r in await program.queue(who)]
-    body = Queue(on_duty=program.on_duty(), requests=items)
+    since = now - RECENT
+    lately = await program.store.requests_between(
+        now - timedelta(days=1), now + timedelta(minutes=1)
+    )
+    recent = [
+        Settled(id=r.id, patient=r.patient, status=r.status, taken_by=r.taken_by, at=at)
+        for r in lately
+        if (at := r.taken_at or r.cancelled_at) is not None
+        and at >= since
+        and (who is None or who in r.team)
+    ]
+    body = Queue(on_duty=program.on_duty(), requests=items, recent=recent)
     return web.json_response(text=body.model_dump_json())
 
 

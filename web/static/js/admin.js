@@ -7,6 +7,7 @@ import {
   STATUS_WORDS, Staff, clock, dateTime, dayText, daysBetween, hours, isoWeek, kindText,
   problemText, roster, say, table,
 } from "./staff.js";
+import { ProgramAdmin } from "./admin-program.js";
 
 const MAX_DAYS = 92;   // what GET /api/sessions allows in one listing
 const ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
@@ -25,6 +26,7 @@ const ACTION_WORDS = {
 };
 
 const staff = new Staff({ needAdmin: true, onReady: ready });
+const program = new ProgramAdmin(staff);
 /** Session id -> a label, for the staff-actions picker: listed sessions and attended ones. */
 let known = new Map();
 /** The days (and patient) on show: what the download buttons download. */
@@ -64,7 +66,8 @@ async function load() {
   shown = chosen;
   $("audit-entries").replaceChildren();
   say($("audit-status"), "");
-  const done = await Promise.all([loadSessions(chosen), loadAttendance(chosen), loadChain(chosen)]);
+  const done = await Promise.all([loadSessions(chosen), loadAttendance(chosen), loadChain(chosen),
+    program.load(chosen, guarded)]);
   fillAuditPicker();
   if (done.every(Boolean)) {
     say($("range-status"), "Showing " + chosen.first + " to " + chosen.last + (chosen.patient ? " for " + chosen.patient : "") + ".", "ok");

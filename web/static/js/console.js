@@ -6,6 +6,7 @@ import {
   KIND_WORDS, STATUS_WORDS, Staff, addDays, dateTime, dayText, daysBetween, kindText,
   problemText, roster, say, table,
 } from "./staff.js";
+import { CheckinQueue } from "./checkin-queue.js";
 
 // GET /api/sessions takes the program's days (its time zone), this page the reader's own: ask
 // for a day more on each side, then keep the sessions starting on the reader's chosen days.
@@ -19,8 +20,10 @@ const CREATE_LEADS = {
 };
 
 const staff = new Staff({ onReady: ready });
+const queue = new CheckinQueue(staff);
 
 function ready(claims) {
+  queue.start();
   if (!$("from").value) {
     const today = new Date();
     $("from").value = dayText(today);

@@ -21,6 +21,8 @@ const BYE_WORDS = {
   left: ["You left the session", "You left the session. You can join again while it is still running."],
   replaced: ["You joined from another window",
     "This call continued in another window, tab or device. You can close this one."],
+  revoked: ["This link was withdrawn",
+    "Your program link was withdrawn, so you were signed out. Ask your care team for a new one."],
   expired: ["You were away too long", "Your connection was away too long. Join again to come back."],
 };
 
@@ -91,6 +93,7 @@ export class Visit extends EventTarget {
     showStage("setup");
     await this.openMedia();
     if (Signaling.stored(this._resumeKey())) { this.join(); }  // reloaded mid-call: straight back in
+    else if (this._autoJoin()) { this.join(); }  // a check-in just picked up: no second tap
   }
 
   /** Say why the session cannot be opened; ``retry`` when trying again later may work. */
@@ -184,6 +187,13 @@ export class Visit extends EventTarget {
     signaling.addEventListener("bye", (e) => this.finish(e.detail.reason));
     signaling.addEventListener("refused", (e) => this._refused(e.detail));
     signaling.connect();
+  }
+
+  /** True once when the program page sent this link to be joined at once (program.js). */
+  _autoJoin() {
+    const asked = sessionStorage.getItem("homeroom.autojoin") === this.token;
+    sessionStorage.removeItem("homeroom.autojoin");
+    return asked;
   }
 
   _resumeKey() { return "homeroom.resume." + this.page; }
