@@ -51,7 +51,7 @@ export class CheckinQueue {
   }
 
   tick() {
-    for (const span of document.querySelectorAll("#queue .wait")) {
+    for (const span of document.querySelectorAll("#queue .q-wait")) {
       const request = this.requests.find((r) => r.id === span.dataset.checkin);
       if (request) { span.textContent = "waiting " + clockText(this.waited(request)); }
     }
@@ -62,22 +62,22 @@ export class CheckinQueue {
     // Rows are rebuilt: keep the keyboard focus on the same request's button.
     const focused = document.activeElement && document.activeElement.dataset.checkin;
     const rows = this.requests.map((r) => el("li", { class: "queue-row", dataset: { checkin: r.id, state: "waiting" } },
-      el("span", { class: "who", text: r.patient + (r.partner ? " and " + r.partner : "") }),
-      el("span", { class: "what", text: KIND_WORDS[r.kind] + (r.reason ? " · " + REASON_WORDS[r.reason] : "") }),
-      el("span", { class: "wait", dataset: { checkin: r.id }, text: "waiting " + clockText(this.waited(r)) }),
+      el("span", { class: "q-who", text: r.patient + (r.partner ? " and " + r.partner : "") }),
+      el("span", { class: "q-what", text: KIND_WORDS[r.kind] + (r.reason ? " · " + REASON_WORDS[r.reason] : "") }),
+      el("span", { class: "q-wait", dataset: { checkin: r.id }, text: "waiting " + clockText(this.waited(r)) }),
       el("button", {
         type: "button", class: "primary", text: "Pick up", disabled: this.picking !== null, dataset: { checkin: r.id },
         "aria-label": "Pick up the check-in of " + r.patient, on: { click: () => this.pick(r) },
       })));
     const me = this.staff.claims && this.staff.claims.subject;
     const gone = this.recent.map((r) => el("li", { class: "queue-row settled", dataset: { checkin: r.id, state: r.status } },
-      el("span", { class: "who", text: r.patient }),
-      el("span", { class: "what", text: r.status === "cancelled" ? "Cancelled by the patient"
+      el("span", { class: "q-who", text: r.patient }),
+      el("span", { class: "q-what", text: r.status === "cancelled" ? "Cancelled by the patient"
         : r.taken_by === me ? "Picked up by you" : "Taken by " + r.taken_by })));
     $("queue").replaceChildren(...rows, ...gone);
     const again = focused && document.querySelector(`#queue button[data-checkin="${CSS.escape(focused)}"]`);
     if (again) { again.focus(); }
-    $("queue-empty").hidden = rows.length > 0;
+    $("queue-empty").hidden = rows.length + gone.length > 0;
     const n = this.requests.length;
     say($("queue-status"), !this.onDuty ? "Outside check-in hours." : n === 0 ? "Nobody is waiting." : n === 1 ? "1 person is waiting." : n + " people are waiting.", "ok");
   }
