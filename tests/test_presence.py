@@ -7,7 +7,7 @@ from datetime import timedelta
 import pytest
 
 from rooms import membership, presence, reconnect
-from rooms.errors import EndpointNotFound
+from rooms.errors import ResumeExpired
 from rooms.ids import EndpointId, NodeId
 from rooms.kinds import SessionKind
 from rooms.ledger import Ctx, LedgerEvent
@@ -131,7 +131,7 @@ def test_a_reaped_endpoint_may_resume_within_the_grace_window_from_the_last_hear
 def test_a_reaped_endpoint_past_the_grace_window_is_gone() -> None:
     state = call_on_two_nodes()
     reap_at(state, GRACE + timedelta(seconds=1))
-    with pytest.raises(EndpointNotFound):
+    with pytest.raises(ResumeExpired):
         reconnect.resume(state, Ctx(now=LAST_SEEN + GRACE * 2, node=ALIVE), E2, GRACE)
 
 
