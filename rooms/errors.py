@@ -165,6 +165,18 @@ class AlreadyJoined(HomeroomError):
     http_status = 409
 
 
+class RateLimited(HomeroomError):
+    """Too many requests or bytes from this sender: wait ``retry_after`` seconds and retry."""
+
+    code = "rate_limited"
+    http_status = 429
+
+    def __init__(self, detail: str = "", *, retry_after: float = 1.0) -> None:
+        super().__init__(detail or "too many requests: slow down and try again")
+        #: Seconds until a retry can succeed (HTTP ``Retry-After``, rounded up).
+        self.retry_after = retry_after
+
+
 class StoreUnavailable(HomeroomError):
     """The state store cannot be reached."""
 
@@ -243,6 +255,7 @@ ALL_ERRORS: tuple[type[HomeroomError], ...] = (
     WrongSession,
     ResumeExpired,
     AlreadyJoined,
+    RateLimited,
     StoreUnavailable,
     StoreConflict,
     NotEnrolled,

@@ -26,6 +26,7 @@ from rooms.errors import (
     InvalidMessage,
     NotAuthenticated,
     NotAuthorized,
+    RateLimited,
     TokenInvalid,
     WrongSession,
 )
@@ -37,15 +38,20 @@ from rooms.state import SessionState
 from rooms.takeover import refuse_second_window, take_over
 from rooms.tokens import check_not_revoked, verify_link_token
 from signaling import protocol as p
+from signaling.budget import Budgets
 from signaling.decoding import decode, describe, known
 from signaling.delivery import Before, RecentViews, closed_by
 from signaling.fanout import BoundedRedisManager
 from signaling.handlers import CHANGES, Conn
 from signaling.ice import TurnConfig, ice_servers
 from signaling.views import View, admitted_endpoints, room_view
+from signaling.websocket import MAX_BUFFERED
 from signaling.wire import Server, TextPacket, send_local, send_local_events
 
 log = structlog.get_logger("homeroom.signaling")
+#: A signal is not relayed to a connection of this node with more than this waiting for it:
+#: well below the bytes at which it would be dropped as a slow client.
+RELAY_BUFFERED = MAX_BUFFERED // 4
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +88,7 @@ class SignalingServer:
             else None
         )
         self.sio = Server(
+            budgets=Budgets(),
             async_mode="aiohttp",
             client_manager=manager,
             serializer=TextPacket,
@@ -310,11 +317,15 @@ class SignalingServer:
         admitted = admitted_endpoints(state)
         if conn.endpoint not in admitted or msg.to not in admitted or msg.to == conn.endpoint:
             raise NotAuthorized("media is exchanged between admitted endpoints of the call only")
+        receiver = state.endpoints[EndpointId(msg.to)].connection
+        if receiver is not None and self.sio.buffered(receiver) > RELAY_BUFFERED:
+            # The receiver is not keeping up: the sender waits, the receiver stays connected.
+            raise RateLimited("the other endpoint is busy: send again shortly")
         relay = p.SignalRelay(
             sender=conn.endpoint, description=msg.description, candidate=msg.candidate
         )
         data = relay.model_dump(by_alias=True, exclude_none=True)
-        await self._send("signal", data, state.endpoints[EndpointId(msg.to)].connection)
+        await self._send("signal", data, receiver)
 
     # --- pushing state ------------------------------------------------------------------
 

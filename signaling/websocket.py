@@ -80,6 +80,11 @@ class Outbox:
         self._transport = transport
         self.closed = False
 
+    @property
+    def buffered(self) -> int:
+        """Bytes written and not yet taken by the client."""
+        return 0 if self.closed else self._transport.get_write_buffer_size()
+
     async def put(self, pkt: packet.Packet | None) -> None:
         self.put_nowait(pkt)
 

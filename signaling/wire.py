@@ -19,9 +19,14 @@ from typing import Any
 
 import pydantic_core
 import socketio
+import structlog
 from socketio import packet
 
+from rooms.errors import RateLimited
+from signaling.budget import Budgets
 from signaling.websocket import MESSAGE, MalformedPacket, Outbox, use_server_websocket
+
+log = structlog.get_logger("homeroom.signaling")
 
 #: The type prefixes of socket.io EVENT and ACK packets (carried inside Engine.IO MESSAGEs).
 _EVENT, _ACK = str(packet.EVENT), str(packet.ACK)
@@ -79,8 +84,12 @@ class Server(socketio.AsyncServer):  # type: ignore[misc]  # python-socketio is 
     event acknowledgements, emits) are written straight to its
     :class:`~signaling.websocket.Outbox` instead of through engineio's send chain."""
 
-    def __init__(self, **options: Any) -> None:
+    def __init__(self, *, budgets: Budgets | None = None, **options: Any) -> None:
         super().__init__(**options)
+        #: What each connection may send (signaling.budget); None: no limit.
+        self.budgets = budgets
+        #: The length of the packet being handled (read by _handle_event before any await).
+        self._packet_size = 0
         use_server_websocket(self)
         #: Whether each event handler is a coroutine function (python-socketio asks inspect
         #: on every event).
@@ -91,6 +100,8 @@ class Server(socketio.AsyncServer):  # type: ignore[misc]  # python-socketio is 
         acknowledgement id, the JSON array of the event and its arguments), is decoded here
         into what python-socketio's packet decoding would give; every other packet, and one
         that does not decode, goes the standard way."""
+        if type(data) is str:
+            self._packet_size = len(data)
         if type(data) is str and data[:1] == _EVENT and eio_sid not in self._binary_packet:
             start = data.find("[", 1)
             ack = data[1:start]
@@ -151,13 +162,32 @@ class Server(socketio.AsyncServer):  # type: ignore[misc]  # python-socketio is 
                 if handler is None:
                     handler, args = handlers.get("*"), (event, sid, *data[1:])
                 if handler is not None and self._is_coroutine(handler):
-                    answer = await handler(*args)
+                    wait = self.budgets.charge(eio_sid, self._packet_size) if self.budgets else 0
+                    answer = await handler(*args) if not wait else self._over_budget(eio_sid, wait)
                     if id is not None:
                         await self.send_text(eio_sid, _ACK + str(id) + compact_json(_ack(answer)))
                     return
         if type(data) is list and data and data[0] in self.reserved_events:
             return  # python-socketio would run the connection's own handler for it
         await super()._handle_event(eio_sid, namespace, id, data)
+
+    def _over_budget(self, eio_sid: str, wait: float) -> dict[str, str]:
+        """The answer to an event its sender had no budget for (the event does nothing)."""
+        budget = self.budgets.of(eio_sid) if self.budgets else None
+        if budget is not None and budget.refused == 1:  # the first of a run, not each
+            log.info("rate_limited", connection=eio_sid, wait=round(wait, 2))
+        return RateLimited(f"too many events: wait {wait:.1f} s", retry_after=wait).to_wire()
+
+    async def _handle_eio_disconnect(self, eio_sid: str, reason: Any) -> None:
+        if self.budgets is not None:
+            self.budgets.forget(eio_sid)
+        await super()._handle_eio_disconnect(eio_sid, reason)
+
+    def buffered(self, sid: str) -> int:
+        """Bytes waiting to be sent to the connection ``sid`` of this node (0 if elsewhere)."""
+        eio_sid = self.manager.eio_sid_from_sid(sid, "/")
+        outbox = self._outbox(eio_sid) if eio_sid is not None else None
+        return outbox.buffered if outbox is not None else 0
 
     def _is_coroutine(self, handler: Any) -> bool:
         known = self._coroutines.get(handler)
