@@ -5,6 +5,11 @@ nodes whose heartbeat is older than ``dead_after``, as of that last heartbeat
 (:func:`rooms.presence.reap_node`), and forgets endpoints of its own sessions that stayed
 disconnected past the grace window (:func:`rooms.presence.expire_stale`).
 
+Time the store was unreachable is not node death: every node's beats fail alike meanwhile.
+A reaper reaps other nodes only once its own beats have gone through for ``dead_after`` since
+it last failed to reach the store (or since it started), so after an outage every node gets
+as long to beat again as a live node ever gets, before anything of it is reaped.
+
 Any number of reapers may sweep at once: each change is re-checked on the current state inside
 the store's transaction, and one that finds nothing left to do is abandoned unwritten, so each
 endpoint is closed exactly once. A dead node is forgotten only when none of its endpoints is
@@ -21,7 +26,7 @@ from functools import partial
 import structlog
 
 from rooms import presence
-from rooms.errors import SessionNotFound, StoreConflict
+from rooms.errors import SessionNotFound, StoreConflict, StoreUnavailable
 from rooms.ids import EndpointId, NodeId, SessionId
 from rooms.ledger import Ctx, EventKind, LedgerEvent
 from rooms.service import Change, Rooms
@@ -66,6 +71,9 @@ class Reaper:
         self.passes = 0
         self.failures = 0
         self._task: asyncio.Task[None] | None = None
+        #: When this node's beats started going through again (None: not since it last
+        #: failed to reach the store, or before its first beat).
+        self._store_back_at: datetime | None = None
 
     @property
     def node(self) -> NodeId:
@@ -73,15 +81,27 @@ class Reaper:
 
     async def beat(self) -> None:
         """Record this node's heartbeat, now."""
-        await self.rooms.store.node_heartbeat(self.node, self.rooms.clock())
+        now = self.rooms.clock()
+        try:
+            await self.rooms.store.node_heartbeat(self.node, now)
+        except StoreUnavailable:
+            self._store_back_at = None
+            raise
+        if self._store_back_at is None:
+            self._store_back_at = now
 
     async def sweep(self) -> int:
         """One pass over dead nodes and this node's sessions. Returns endpoints closed."""
         store = self.rooms.store
+        now = self.rooms.clock()
         closed = 0
-        for node, last_seen in await store.stale_nodes(self.rooms.clock() - self.dead_after):
-            if node != self.node:
-                closed += await self._reap(node, last_seen)
+        for node, last_seen in await store.stale_nodes(now - self.dead_after):
+            if node == self.node:
+                continue
+            if not self._may_reap(now):
+                log.info("reap_postponed", node=node, last_seen=last_seen.isoformat())
+                continue
+            closed += await self._reap(node, last_seen)
         expire = partial(presence.expire_stale, grace=self.grace)
         for session in await store.node_sessions(self.node):
             try:
@@ -90,12 +110,22 @@ class Reaper:
                 log.warning("expiry_deferred", node=self.node, session=session)
         return closed
 
+    def _may_reap(self, now: datetime) -> bool:
+        """Whether silence of ``dead_after`` means death: only when this node has reached the
+        store all along for that long (the others' beats failed too while it could not)."""
+        back = self._store_back_at
+        return back is not None and now - back >= self.dead_after
+
     async def run(self) -> None:
         """Beat and sweep every ``interval`` seconds until cancelled. Never dies of a failure."""
         while True:
             try:
                 await self.beat()
                 await self.sweep()
+            except StoreUnavailable:
+                self._store_back_at = None
+                self.failures += 1
+                log.warning("reaper_store_unavailable", node=self.node)
             except Exception:
                 self.failures += 1
                 log.exception("reaper_pass_failed", node=self.node)
