@@ -103,6 +103,13 @@ class Settings(BaseSettings):
     program_link_days: int = Field(default=365, ge=1, le=3 * 366)
     #: Planned length of a session a check-in opens.
     checkin_minutes: int = Field(default=30, ge=5, le=240)
+    #: Attempts at link verification, staff authentication (failed ones) and socket connects
+    #: allowed per client address and per token in each window (rooms.ratelimit); 0: no limit.
+    rate_limit_window_seconds: int = Field(default=60, ge=1, le=3600)
+    rate_limit_per_address: int = Field(default=120, ge=0, le=1_000_000)
+    rate_limit_per_token: int = Field(default=30, ge=0, le=1_000_000)
+    #: Behind a reverse proxy: the client's address is the last one in X-Forwarded-For.
+    trust_forwarded_for: bool = False
 
     @field_validator("turn_urls", mode="before")
     @classmethod

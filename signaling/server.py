@@ -33,12 +33,14 @@ from rooms.errors import (
 from rooms.ids import AttendeeId, EndpointId, SessionId, TokenId, is_valid_id, new_endpoint_id
 from rooms.kinds import SessionKind
 from rooms.ledger import Ctx, LedgerEvent
+from rooms.ratelimit import Limiter
 from rooms.service import Change, Rooms
 from rooms.state import SessionState
 from rooms.takeover import refuse_second_window, take_over
 from rooms.tokens import check_not_revoked, verify_link_token
 from signaling import protocol as p
 from signaling.budget import Budgets
+from signaling.connect_limit import count_connect
 from signaling.decoding import decode, describe, known
 from signaling.delivery import Before, RecentViews, closed_by
 from signaling.fanout import BoundedRedisManager
@@ -105,6 +107,8 @@ class SignalingServer:
             engineio_logger=False,
         )
         self.local: dict[str, Conn] = {}
+        #: Limits on connect attempts per address and credential (set by the application).
+        self.limiter: Limiter | None = None
         #: Refuses a link handed out through a withdrawn standing link (rooms.program);
         #: set by the application, None where no program is served.
         self.check_via: Callable[[AttendeeId, TokenId], Awaitable[None]] | None = None
@@ -130,6 +134,7 @@ class SignalingServer:
 
     async def _connect(self, sid: str, environ: dict[str, Any], auth: Any = None) -> None:
         try:
+            await count_connect(self.limiter, environ, auth)
             request = p.ConnectAuth.model_validate(auth or {})
             if request.token is not None:
                 await self._join(sid, request.token, takeover=request.takeover)

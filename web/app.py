@@ -37,8 +37,9 @@ from signaling.ice import TurnConfig
 from signaling.server import SignalingConfig, SignalingServer
 from web import audit, sessions, shutdown
 from web.errors import MAX_BODY_BYTES, Handler, error_middleware, from_domain, parse_body
-from web.keys import PROGRAM, ROOMS, RULES, SETTINGS, SIGNALING
+from web.keys import LIMITER, PROGRAM, ROOMS, RULES, SETTINGS, SIGNALING
 from web.program_routes import add_program_routes, open_program
+from web.ratelimit import limiter_for, link_attempt, staff_guard
 from web.records import attendance
 
 STATIC_DIR = Path(__file__).parent / "static"
@@ -122,7 +123,7 @@ def create_app(
     """The application. Opens ``open_store(settings.redis_url)`` on start-up unless ``store``
     is given, and closes the store it opened on clean-up."""
     app = web.Application(
-        middlewares=[error_middleware],
+        middlewares=[error_middleware, staff_guard],
         client_max_size=MAX_BODY_BYTES,
         # Here rather than in each runner, so tests and `homeroom serve` log alike.
         handler_args={"access_log_class": AccessLogger},
@@ -138,6 +139,7 @@ def create_app(
         clock=clock,
     )
     signaling = app[SIGNALING] = SignalingServer(rooms, signaling_config(settings))
+    signaling.limiter = app[LIMITER] = limiter_for(settings, rooms)
     signaling.attach(app)
     program = app[PROGRAM] = open_program(settings, rooms)
     signaling.check_via = program.check_via
@@ -223,6 +225,7 @@ async def verify_link(request: web.Request) -> web.Response:
     """What the join page shows: whose link this is and when it works, or why it does not."""
     settings, rooms = request.app[SETTINGS], request.app[ROOMS]
     body = await parse_body(request, VerifyLink)
+    await link_attempt(request, body.token)
     claims = decode_link_token(settings.signing_secret, body.token)
     if claims.via is not None:
         await request.app[PROGRAM].check_via(claims.attendee, claims.via)

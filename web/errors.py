@@ -6,6 +6,7 @@ never echo the submitted value, which could be a name or a phone number typed by
 
 from __future__ import annotations
 
+import math
 from collections.abc import Awaitable, Callable, Collection
 from typing import Any, TypeVar
 
@@ -14,7 +15,7 @@ from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
 from rooms import explain
-from rooms.errors import HomeroomError, InvalidMessage, InvalidRoster
+from rooms.errors import HomeroomError, InvalidMessage, InvalidRoster, RateLimited
 
 #: Request bodies are small JSON documents; anything larger is refused before parsing.
 MAX_BODY_BYTES = 64 * 1024
@@ -40,7 +41,10 @@ def error_response(status: int, code: str, detail: str, **extra: Any) -> web.Res
 
 
 def from_domain(exc: HomeroomError, **extra: Any) -> web.Response:
-    return error_response(exc.http_status, exc.code, exc.detail, **extra)
+    response = error_response(exc.http_status, exc.code, exc.detail, **extra)
+    if isinstance(exc, RateLimited):
+        response.headers["Retry-After"] = str(max(1, math.ceil(exc.retry_after)))
+    return response
 
 
 @web.middleware

@@ -7,6 +7,7 @@ from aiohttp import web
 from config.settings import Settings
 from rooms.attendance.rules import BillingRules
 from rooms.program import Program
+from rooms.ratelimit import Limiter
 from rooms.service import Rooms
 from signaling.server import SignalingServer
 
@@ -15,3 +16,4 @@ ROOMS = web.AppKey("rooms", Rooms)
 SIGNALING = web.AppKey("signaling", SignalingServer)
 RULES = web.AppKey("billing_rules", BillingRules)
 PROGRAM = web.AppKey("program", Program)
+LIMITER = web.AppKey("limiter", Limiter)

@@ -138,6 +138,21 @@ class SessionStore(ABC):
         again, is kept. Atomic. Returns whether the node was forgotten.
         """
 
+    # Limits every node shares: request counters (rooms.ratelimit) and revoked staff tokens.
+
+    @abstractmethod
+    async def hit(self, key: str, window: int, now: datetime, amount: int = 1) -> tuple[int, float]:
+        """Add ``amount`` hits to ``key`` in the fixed window of ``window`` seconds holding
+        ``now``; return the window's hits so far and the seconds until it ends. Atomic."""
+
+    @abstractmethod
+    async def revoke_token(self, jti: str, until: datetime) -> None:
+        """Remember that the token ``jti`` is revoked, at least until ``until`` (its expiry)."""
+
+    @abstractmethod
+    async def token_revoked(self, jti: str) -> bool:
+        """Whether the token ``jti`` was revoked (and has not expired since)."""
+
     @abstractmethod
     async def ping(self) -> None:
         """Raise StoreUnavailable when the store cannot be reached."""

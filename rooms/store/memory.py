@@ -25,6 +25,10 @@ class _Ledger:
     docs: list[str] = field(default_factory=list)
 
 
+#: Counters kept before ended windows are dropped.
+_MAX_HIT_KEYS = 10_000
+
+
 class MemoryStore(SessionStore):
     """Sessions in dicts, kept as JSON exactly as Redis keeps them.
 
@@ -59,6 +63,10 @@ class MemoryStore(SessionStore):
         self._starts: dict[SessionId, float] = {}
         self._heartbeats: dict[NodeId, datetime] = {}
         self._tracked: dict[NodeId, set[SessionId]] = {}
+        #: Rate-limit counters by (key, window, window number).
+        self._hits: dict[tuple[str, int, int], int] = {}
+        #: Revoked staff tokens by id, with the expiry they were revoked until.
+        self._revoked: dict[str, datetime] = {}
 
     async def create(self, state: SessionState, events: list[LedgerEvent]) -> None:
         sid = state.spec.id
@@ -162,6 +170,21 @@ class MemoryStore(SessionStore):
         self._heartbeats.pop(node, None)
         self._tracked.pop(node, None)
         return True
+
+    async def hit(self, key: str, window: int, now: datetime, amount: int = 1) -> tuple[int, float]:
+        moment = utc(now).timestamp()
+        bucket = int(moment // window)
+        if len(self._hits) > _MAX_HIT_KEYS:  # drop windows that have ended
+            self._hits = {k: n for k, n in self._hits.items() if k[2] >= bucket}
+        slot = (key, window, bucket)
+        count = self._hits[slot] = self._hits.get(slot, 0) + amount
+        return count, (bucket + 1) * window - moment
+
+    async def revoke_token(self, jti: str, until: datetime) -> None:
+        self._revoked[jti] = max(utc(until), self._revoked.get(jti, utc(until)))
+
+    async def token_revoked(self, jti: str) -> bool:
+        return jti in self._revoked
 
     async def ping(self) -> None:
         return None

@@ -294,6 +294,29 @@ class RedisStore(SessionStore):
         )
         return bool(reply)
 
+    async def hit(self, key: str, window: int, now: datetime, amount: int = 1) -> tuple[int, float]:
+        moment = utc(now).timestamp()
+        bucket = int(moment // window)
+        name = f"{self._prefix}:rl:{key}:{window}:{bucket}"
+
+        async def count() -> list[Any]:
+            async with self._redis.pipeline(transaction=True) as pipe:
+                pipe.incrby(name, amount)
+                pipe.expire(name, window + 1)
+                replies: list[Any] = await pipe.execute()
+                return replies
+
+        replies = await self._call(count)
+        return int(replies[0]), (bucket + 1) * window - moment
+
+    async def revoke_token(self, jti: str, until: datetime) -> None:
+        # Kept until the token would have expired anyway (a second past, for clock rounding).
+        at = int(utc(until).timestamp()) + 1
+        await self._call(self._redis.set, f"{self._prefix}:revoked:{jti}", "1", exat=at)
+
+    async def token_revoked(self, jti: str) -> bool:
+        return bool(await self._call(self._redis.exists, f"{self._prefix}:revoked:{jti}"))
+
     async def ping(self) -> None:
         await self._call(self._redis.ping)
 
