@@ -44,6 +44,7 @@ class ForwardedMedia:
         *,
         send_offer: SendOffer,
         send_answer: SendAnswer,
+        received: dict[str, PeerStats] | None = None,
     ) -> None:
         # Max-bundle: the forwarder bundles every m-line on one transport. Under aiortc's
         # default (balanced) policy, the second and later video m-lines of one offer stay on
@@ -58,7 +59,7 @@ class ForwardedMedia:
         self.subscriber: RTCPeerConnection | None = None
         self._tracks: dict[str, Any] = {}
         self._owners: dict[str, str] = {}  # subscription mid -> endpoint it carries
-        self._received: dict[str, PeerStats] = {}
+        self._received: dict[str, PeerStats] = {} if received is None else received
         self._inbox: asyncio.Lock = asyncio.Lock()  # subscription offers, one at a time
         self._tasks: set[asyncio.Task[None]] = set()
         self._closed = False

@@ -1,8 +1,10 @@
 """A headless Homeroom endpoint: joins from a link like a page does, and sends and counts media.
 
 It speaks the signaling protocol (signaling/protocol.py) over a socket.io websocket, keeps one
-:class:`~media.negotiation.PeerLink` per other endpoint of the call (a mesh), sends a
-synthetic tone and picture, and counts the frames it decodes from each endpoint. Tests,
+:class:`~media.negotiation.PeerLink` per other endpoint of the call (a mesh) or, when the
+welcome's target is "server" (group sessions through the forwarder), one publishing and one
+receiving connection (:class:`~media.forwarded.ForwardedMedia`); it sends a synthetic tone and
+picture, and counts the frames it decodes from each endpoint. Tests,
 benchmarks and ``homeroom probe`` use it; it imports nothing from the server.
 """
 
@@ -18,6 +20,7 @@ import structlog
 from aiortc import MediaStreamTrack
 
 from media.errors import JoinRefused
+from media.forwarded import ForwardedMedia
 from media.negotiation import LocalMedia, PeerLink, rtc_configuration
 from media.reception import PeerStats, count_frames
 from media.synthetic import MediaSpec
@@ -37,6 +40,7 @@ class Participant:
         spec: MediaSpec | None = None,
         timeout: float = 10.0,
         elsewhere: Sequence[str] = (),
+        obey_mute: bool = True,
     ) -> None:
         if (token is None) == (resume is None):
             raise ValueError("give exactly one of token or resume")
@@ -50,6 +54,9 @@ class Participant:
         self._timeout = timeout
         self._media = LocalMedia(spec or MediaSpec())
         self._microphone, self._camera = True, True  # the person's own choices
+        #: False: a modified client that keeps sending audio when a clinician mutes it.
+        self._obey_mute = obey_mute
+        self._forwarded: ForwardedMedia | None = None
         self._sio = self._client()
         self._welcome: dict[str, Any] = {}
         self._greeted: asyncio.Future[dict[str, Any]] | None = None
@@ -84,6 +91,11 @@ class Participant:
         """The newest room view (by ``version``)."""
         assert self._room is not None, "join() first"
         return self._room
+
+    @property
+    def forwarded(self) -> ForwardedMedia | None:
+        """The connections to the forwarder (group sessions with ``target`` "server")."""
+        return self._forwarded
 
     @property
     def peers(self) -> dict[str, PeerLink]:
@@ -142,11 +154,20 @@ class Participant:
         self._apply_sending()
         return await self.call("modality", {"modality": "video" if on else "audio"})
 
+    async def renegotiate(self) -> None:
+        """Offer again on the publishing connection, as a page changing devices would (group
+        sessions)."""
+        assert self._forwarded is not None, "not in a forwarded call"
+        await self._forwarded.renegotiate()
+
     async def close(self) -> None:
         """Close every peer connection, stop counting, disconnect. Safe to call twice."""
         self._closed = True
         links, self._links = list(self._links.values()), {}
         await asyncio.gather(*(link.close() for link in links))
+        if self._forwarded is not None:
+            forwarded, self._forwarded = self._forwarded, None
+            await forwarded.close()
         if self._sio.connected:
             await self._sio.disconnect()
         # Closed connections end their remote tracks, and so the counters; a counter that
@@ -168,6 +189,7 @@ class Participant:
         client.on("welcome", self._on_welcome)
         client.on("room", self._on_room)
         client.on("signal", self._on_signal)
+        client.on("media_offer", self._on_media_offer)
         client.on("bye", lambda data: self._on_bye(data) if client is self._sio else None)
         client.on("moving", lambda _: self._spawn(self._move()) if client is self._sio else None)
         client.on("connect_error", self._on_refused)
@@ -214,6 +236,9 @@ class Participant:
         self._log = log.bind(endpoint=self.endpoint)
         for link in self._links.values():  # back from a resume: offers may have been lost
             link.signaling_restored()
+        if self._forwarded is not None:  # the server let go of our feed with the old socket
+            stale, self._forwarded = self._forwarded, None
+            self._spawn(stale.close())
         if self._room is not None:  # the first view may have come before the welcome's turn
             self._apply_sending()
         self._reconcile()  # views may have come before the welcome; act on the newest now
@@ -254,6 +279,45 @@ class Participant:
         self._log.info("bye", reason=self.bye_reason)
         for remote in list(self._links):
             self._drop(remote)
+        self._leave_forwarder()
+
+    # --- through the forwarder (welcome.target "server") ---------------------------------
+
+    def _forwarding(self) -> bool:
+        return self._welcome.get("target") == "server"
+
+    def _enter_forwarder(self) -> None:
+        media = ForwardedMedia(
+            rtc_configuration(self._welcome.get("ice_servers", [])),
+            self._media,
+            send_offer=self._publish_offer,
+            send_answer=self._send_answer,
+            received=self._received,
+        )
+        self._forwarded = media
+        self._apply_sending()
+        self._spawn(media.publish())
+
+    def _leave_forwarder(self) -> None:
+        if self._forwarded is not None:
+            media, self._forwarded = self._forwarded, None
+            self._spawn(media.close())
+
+    async def _publish_offer(self, sdp: str) -> str:
+        reply = await self.call("media_publish", {"description": {"type": "offer", "sdp": sdp}})
+        if not reply.get("ok"):
+            raise JoinRefused(str(reply.get("error")), "the forwarder refused our feed")
+        return str(reply["description"]["sdp"])
+
+    async def _send_answer(self, sdp: str) -> None:
+        reply = await self.call("media_answer", {"description": {"type": "answer", "sdp": sdp}})
+        if not reply.get("ok"):
+            self._log.info("answer_refused", code=reply.get("error"))
+
+    def _on_media_offer(self, data: dict[str, Any]) -> None:
+        if self._forwarded is not None:
+            offer = data["description"]["sdp"]
+            self._spawn(self._forwarded.on_offer(offer, data.get("streams", [])))
 
     # --- the mesh ------------------------------------------------------------------------
 
@@ -263,7 +327,14 @@ class Participant:
         )
 
     def _reconcile(self) -> None:
-        """One link per other connected endpoint of the call; none while waiting."""
+        """One link per other connected endpoint of the call; none while waiting. Through the
+        forwarder: one feed published once admitted, none while waiting."""
+        if self._forwarding():
+            if not self._in_call():
+                self._leave_forwarder()
+            elif self._forwarded is None:
+                self._enter_forwarder()
+            return
         room = self._room
         if room is None or not self._in_call():
             for remote in list(self._links):
@@ -320,8 +391,12 @@ class Participant:
     # --- microphone and camera -----------------------------------------------------------
 
     def _apply_sending(self) -> None:
-        self._media.sending["audio"] = self._microphone and not self._muted_in_room()
+        muted = self._muted_in_room() and self._obey_mute
+        self._media.sending["audio"] = self._microphone and not muted
         self._media.sending["video"] = self._camera
+        if self._forwarded is not None:
+            for kind, on in self._media.sending.items():
+                self._forwarded.set_sending(kind, on)
         for link in self._links.values():
             for kind, on in self._media.sending.items():
                 link.set_sending(kind, on)

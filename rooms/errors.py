@@ -233,6 +233,27 @@ class CheckinCancelled(HomeroomError):
     http_status = 409
 
 
+class ForwarderUnavailable(HomeroomError):
+    """Group media: the forwarding unit cannot be reached or lost this endpoint; publish again."""
+
+    code = "forwarder_unavailable"
+    http_status = 503
+
+
+class ForwarderRejected(HomeroomError):
+    """Group media: the forwarding unit refused the request (answer an offer it has not sent)."""
+
+    code = "forwarder_rejected"
+    http_status = 409
+
+
+class InvalidMedia(HomeroomError):
+    """Group media: the forwarding unit could not use this SDP or candidate."""
+
+    code = "invalid_media"
+    http_status = 400
+
+
 ALL_ERRORS: tuple[type[HomeroomError], ...] = (
     InvalidMessage,
     InvalidRoster,
@@ -264,4 +285,7 @@ ALL_ERRORS: tuple[type[HomeroomError], ...] = (
     CheckinNotFound,
     CheckinTaken,
     CheckinCancelled,
+    ForwarderUnavailable,
+    ForwarderRejected,
+    InvalidMedia,
 )

@@ -28,6 +28,8 @@ class Conn:
     log: Any = None
     #: True once the endpoint left on purpose, so its socket's close records nothing more.
     gone: bool = False
+    #: True while its group media is in the forwarder (signaling/group.py).
+    in_forwarder: bool = False
 
     @property
     def actor(self) -> AttendeeId:

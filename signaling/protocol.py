@@ -110,6 +110,46 @@ class Signal(Message):
         return self
 
 
+class MediaPublish(Message):
+    """Group sessions (``welcome.target`` "server"): publish this endpoint's one feed, or
+    renegotiate it. The ack carries the forwarder's answer (``description``)."""
+
+    description: SessionDescription
+
+    @model_validator(mode="after")
+    def _offer(self) -> MediaPublish:
+        if self.description.type != "offer" or not self.description.sdp:
+            raise ValueError("description must be an offer with an sdp")
+        return self
+
+
+class MediaAnswer(Message):
+    """The answer to the last ``media_offer`` (this endpoint's one receiving connection)."""
+
+    description: SessionDescription
+
+    @model_validator(mode="after")
+    def _answer(self) -> MediaAnswer:
+        if self.description.type != "answer" or not self.description.sdp:
+            raise ValueError("description must be an answer with an sdp")
+        return self
+
+
+class MediaCandidate(Message):
+    """A trickled ICE candidate for the publishing or the receiving connection (an empty
+    ``candidate`` string ends the candidates)."""
+
+    connection: Literal["publisher", "subscriber"]
+    candidate: IceCandidate
+
+
+class MediaLayer(Message):
+    """Which simulcast layer of ``endpoint``'s video to receive: 0 low, 1 medium, 2 high."""
+
+    endpoint: EndpointStr
+    substream: int = Field(ge=0, le=2)
+
+
 #: Every client event and its payload model. Unknown events get ``invalid_message``.
 CLIENT_EVENTS: dict[str, type[Message]] = {
     "signal": Signal,
@@ -129,6 +169,10 @@ CLIENT_EVENTS: dict[str, type[Message]] = {
     "mark": Mark,
     "modality": Modality,
     "leave": Empty,
+    "media_publish": MediaPublish,
+    "media_answer": MediaAnswer,
+    "media_candidate": MediaCandidate,
+    "media_layer": MediaLayer,
 }
 
 
@@ -217,12 +261,29 @@ class Moving(Message):
     within: float
 
 
+class MediaStream(Message):
+    """One m-line of a ``media_offer``: which endpoint's audio or video it carries."""
+
+    mid: str
+    kind: Literal["audio", "video"]
+    endpoint: str
+
+
+class MediaOffer(Message):
+    """Group sessions: the forwarder's offer for this endpoint's one receiving connection, new
+    or updated as endpoints come and go. Answer it with ``media_answer``."""
+
+    description: SessionDescription
+    streams: list[MediaStream]
+
+
 SERVER_EVENTS: dict[str, type[Message]] = {
     "welcome": Welcome,
     "room": Room,
     "signal": SignalRelay,
     "bye": Bye,
     "moving": Moving,
+    "media_offer": MediaOffer,
 }
 
 

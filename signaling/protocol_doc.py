@@ -84,6 +84,7 @@ def _nested() -> dict[str, type[BaseModel]]:
     return {
         "SessionDescription": p.SessionDescription,
         "IceCandidate": p.IceCandidate,
+        "MediaStream": p.MediaStream,
         "EndpointView": p.EndpointView,
         "AttendeeView": p.AttendeeView,
     }

@@ -20,6 +20,7 @@ import socketio
 import structlog
 from pydantic import ValidationError
 
+from media.forwarder import Forwarder
 from rooms import membership, reconnect
 from rooms.errors import (
     HomeroomError,
@@ -31,7 +32,7 @@ from rooms.errors import (
     WrongSession,
 )
 from rooms.ids import AttendeeId, EndpointId, SessionId, TokenId, is_valid_id, new_endpoint_id
-from rooms.kinds import SessionKind
+from rooms.kinds import RULES, SessionKind
 from rooms.ledger import Ctx, LedgerEvent
 from rooms.ratelimit import Limiter
 from rooms.service import Change, Rooms
@@ -44,6 +45,8 @@ from signaling.connect_limit import count_connect
 from signaling.decoding import decode, describe, known
 from signaling.delivery import Before, RecentViews, closed_by
 from signaling.fanout import BoundedRedisManager
+from signaling.group import EVENTS as GROUP_EVENTS
+from signaling.group import GroupMedia
 from signaling.handlers import CHANGES, Conn
 from signaling.ice import TurnConfig, ice_servers
 from signaling.views import View, admitted_endpoints, room_view
@@ -67,11 +70,11 @@ class SignalingConfig:
     turn: TurnConfig | None = None
 
 
-def negotiation_target(kind: SessionKind) -> Literal["peer", "server"]:
+def negotiation_target(kind: SessionKind, forwarded: bool = False) -> Literal["peer", "server"]:
     """Whom an endpoint of ``kind`` negotiates media with: the one seam between peer-to-peer
-    and server-forwarded media. Group sessions (``RULES[kind].server_forwarded``) use the
-    mesh too until the forwarding unit in media/ takes them over."""
-    return "peer"
+    and server-forwarded media. Group sessions (``RULES[kind].server_forwarded``) go through
+    the forwarder when this node has one (``forwarded``), else they fall back to the mesh."""
+    return "server" if forwarded and RULES[kind].server_forwarded else "peer"
 
 
 def _digest(secret: str) -> str:
@@ -81,9 +84,12 @@ def _digest(secret: str) -> str:
 class SignalingServer:
     """Owns the AsyncServer and this node's connections."""
 
-    def __init__(self, rooms: Rooms, config: SignalingConfig) -> None:
+    def __init__(
+        self, rooms: Rooms, config: SignalingConfig, forwarder: Forwarder | None = None
+    ) -> None:
         self.rooms = rooms
         self.config = config
+        self.group = GroupMedia(forwarder, rooms, self._send)
         manager = (
             BoundedRedisManager(config.redis_url, channel=config.channel)
             if config.redis_url
@@ -224,7 +230,7 @@ class SignalingServer:
             "ice_servers": ice_servers(
                 self.config.ice_servers, self.config.turn, endpoint, self.rooms.clock()
             ),
-            "target": negotiation_target(spec.kind),
+            "target": negotiation_target(spec.kind, self.group.forwarder is not None),
         }
         bound = log.bind(session=spec.id, endpoint=endpoint, node=self.rooms.node)
         conn = Conn(sid, spec.id, endpoint, seats, welcome, bound)
@@ -245,6 +251,8 @@ class SignalingServer:
 
     async def _disconnect(self, sid: str, *_: Any) -> None:
         conn = self.local.pop(sid, None)
+        if conn is not None:
+            await self.group.disconnected(conn)
         if conn is None or conn.gone:
             return
         try:
@@ -283,6 +291,8 @@ class SignalingServer:
             assert isinstance(msg, p.Signal)
             await self._relay(conn, msg)  # in order: a connection's events run one at a time
             return p.ok()
+        if event in GROUP_EVENTS:
+            return await self.group.handle(conn, event, msg)
         if event == "attach":
             assert isinstance(msg, p.Attach)
             change = self._attach_change(conn, msg)
@@ -376,6 +386,7 @@ class SignalingServer:
                 self._drop_soon(connection)  # after its ack has gone out
             elif connection:
                 await self._drop(connection)
+        await self.group.after_change(state, events)
 
     async def _send(self, event: str, data: dict[str, Any], sid: str | None) -> None:
         """Deliver to one connection: directly when it is ours, else through the other nodes."""

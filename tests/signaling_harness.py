@@ -10,6 +10,7 @@ from typing import Any
 import socketio
 from aiohttp import web
 
+from media.forwarder import Forwarder
 from rooms.ids import NodeId
 from rooms.kinds import Role
 from rooms.roster import RosterEntry
@@ -38,12 +39,13 @@ class Node:
         redis_url: str | None = None,
         channel: str = "homeroom",
         turn: TurnConfig | None = None,
+        forwarder: Forwarder | None = None,
     ):
         self.rooms = Rooms(store, node=NodeId(name))
         config = SignalingConfig(
             secret=SECRET, grace=GRACE, redis_url=redis_url, channel=channel, turn=turn
         )
-        self.server = SignalingServer(self.rooms, config)
+        self.server = SignalingServer(self.rooms, config, forwarder)
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self._runner: web.AppRunner | None = None
