@@ -6,6 +6,8 @@ Outer layers (REST, CLI) call :class:`Program`; it combines the session store (t
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
@@ -82,6 +84,19 @@ class Program:
         self.rooms = rooms
         self.store = store
         self.config = config
+        #: Set (and replaced) whenever this process changes the queue, so a patient's page
+        #: waiting on its request hears of a pick-up at once (other nodes' changes are found
+        #: by reading the store again, see :meth:`queue_changed`).
+        self._changed = asyncio.Event()
+
+    def _notify(self) -> None:
+        done, self._changed = self._changed, asyncio.Event()
+        done.set()
+
+    async def queue_changed(self, within: float) -> None:
+        """Return when this process next changes the queue, or after ``within`` seconds."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._changed.wait(), within)
 
     # --- the standing link ------------------------------------------------------------
 
@@ -179,11 +194,15 @@ class Program:
             team=tuple(require_team(enrollment, kind)),
             requested_at=self.rooms.clock(),
         )
-        return await self.store.add_request(req, checkins.requested(req))
+        queued = await self.store.add_request(req, checkins.requested(req))
+        self._notify()
+        return queued
 
     async def cancel(self, patient: AttendeeId, checkin: CheckinId) -> CheckinRequest:
         now = self.rooms.clock()
-        return await self.store.move(checkin, lambda r: checkins.cancel(r, patient, now))
+        cancelled = await self.store.move(checkin, lambda r: checkins.cancel(r, patient, now))
+        self._notify()
+        return cancelled
 
     async def queue(self, clinician: AttendeeId | None) -> list[CheckinRequest]:
         """Waiting requests a clinician may take (every one for an admin: None)."""
@@ -199,6 +218,7 @@ class Program:
         session, now = new_session_id(), self.rooms.clock()
         taken = await self.store.move(checkin, lambda r: checkins.take(r, clinician, session, now))
         state = await self._open_session(taken, session)
+        self._notify()  # after the session exists: the patient's link must work at once
         return taken, state
 
     async def patient_link(self, req: CheckinRequest, patient: AttendeeId) -> str:
@@ -209,7 +229,7 @@ class Program:
         if entry is None:
             raise NotOnRoster("this check-in is not yours")
         enrollment = await self.store.enrollment(patient)
-        via = enrollment.link if enrollment and patient == req.patient else None
+        via = enrollment.link if enrollment else None
         return issue_link_token(
             self.config.secret, spec, entry, self.config.lead, self.config.trail, via=via
         )

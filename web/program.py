@@ -7,10 +7,11 @@ the care team's display names, which the patient sees anyway.
 
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime
 
 from aiohttp import web
-from pydantic import AwareDatetime, BaseModel, ConfigDict
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from rooms.checkins import REASON_WORDS, CheckinId, CheckinRequest, CheckinStatus, Reason
 from rooms.enrollment import Enrollment
@@ -20,8 +21,12 @@ from rooms.kinds import GroupPurpose, SessionKind
 from rooms.program import DaySession, Program
 from rooms.session import SessionStatus
 from web.auth import bearer_token
-from web.errors import parse_body
+from web.errors import parse_body, parse_query
 from web.keys import PROGRAM, SETTINGS
+
+#: The longest a patient's page waits on one request for news, and how often it rechecks.
+MAX_WAIT_SECONDS = 25.0
+RECHECK_SECONDS = 0.5
 
 
 class DayItem(BaseModel):
@@ -108,10 +113,31 @@ async def ask(request: web.Request) -> web.Response:
     return _json(await _view(program, req, AttendeeId(enrollment.patient)), status=201)
 
 
+class ShowParams(BaseModel):
+    """``?wait=S&place=N``: answer once the request is no longer waiting at place ``N``, or
+    after ``S`` seconds (a long poll: the page hears of a pick-up at once)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    wait: float = Field(default=0, ge=0, le=MAX_WAIT_SECONDS)
+    place: int | None = Field(default=None, ge=1)
+
+
 async def show(request: web.Request) -> web.Response:
     program = request.app[PROGRAM]
+    params = parse_query(request, ShowParams)
     enrollment, req = await _mine(request)
-    return _json(await _view(program, req, AttendeeId(enrollment.patient)))
+    patient = AttendeeId(enrollment.patient)
+    deadline = asyncio.get_running_loop().time() + params.wait
+    view = await _view(program, req, patient)
+    while view.status is CheckinStatus.WAITING and view.place == params.place:
+        left = deadline - asyncio.get_running_loop().time()
+        if left <= 0:
+            break
+        # Changes made here wake it at once; other nodes' are read every RECHECK seconds.
+        await program.queue_changed(min(left, RECHECK_SECONDS))
+        view = await _view(program, await program.store.request(req.id), patient)
+    return _json(view)
 
 
 async def cancel(request: web.Request) -> web.Response:

@@ -5,8 +5,10 @@
 import { $, el, fillSelect, paragraphs, showStage } from "./dom.js";
 import { readToken } from "./link.js";
 
-/** How often the page asks about a waiting request, and refreshes the day otherwise (ms). */
-const WAITING_POLL = 700;
+/** A waiting request is asked about with a long poll (the server answers at once on news, else
+ * after LONG_POLL s); the day is refreshed every DAY_POLL ms otherwise. */
+const LONG_POLL = 20;
+const WAITING_POLL = 50;
 const DAY_POLL = 30_000;
 /** The join page joins at once when it finds its token here (a check-in that was picked up). */
 const AUTOJOIN_KEY = "homeroom.autojoin";
@@ -104,6 +106,7 @@ function showCheckin(request) {
   checkin = request && request.status === "waiting" ? request : null;
   $("talk-waiting").hidden = !checkin;
   if (checkin) {
+    checkin.seenAt = Date.now();
     $("talk-place").textContent = checkin.place === 1 ? "You are next. Someone from your care team will be with you soon."
       : "You are number " + checkin.place + " in line.";
     $("talk-wait").textContent = "Waiting for " + minutesText(checkin.waited_seconds) + ". Keep this page open.";
@@ -119,6 +122,13 @@ function enter(url, now = true) {
   location.assign(url);
 }
 
+/** The wait, counted on between answers of the long poll. */
+function tickWait() {
+  if (!checkin) { return; }
+  const waited = checkin.waited_seconds + (Date.now() - checkin.seenAt) / 1000;
+  $("talk-wait").textContent = "Waiting for " + minutesText(waited) + ". Keep this page open.";
+}
+
 function schedule() {
   clearTimeout(timer);
   timer = setTimeout(poll, checkin ? WAITING_POLL : DAY_POLL);
@@ -126,11 +136,10 @@ function schedule() {
 
 async function poll() {
   if (checkin) {
-    const answer = await api("/api/program/checkins/" + checkin.id);
-    if (answer.ok) {
-      if (answer.data.status === "cancelled") { say("Your request was cancelled."); }
-      showCheckin(answer.data);
-    }
+    const answer = await api("/api/program/checkins/" + checkin.id + "?wait=" + LONG_POLL + "&place=" + checkin.place);
+    if (!answer.ok) { timer = setTimeout(poll, 2000); return; }  // not a busy loop while it fails
+    if (answer.data.status === "cancelled") { say("Your request was cancelled."); }
+    showCheckin(answer.data);
   } else {
     const answer = await api("/api/program");
     if (answer.ok) { day = answer.data; showDay(); showCheckin(day.checkin); }
@@ -179,6 +188,7 @@ async function joinNow() {
 }
 
 function start() {
+  setInterval(tickWait, 5000);
   $("problem-retry").addEventListener("click", () => { showStage("check"); load(); });
   $("talk-now").addEventListener("click", ask);
   $("talk-cancel").addEventListener("click", cancel);
