@@ -108,6 +108,10 @@ class Settings(BaseSettings):
     rate_limit_window_seconds: int = Field(default=60, ge=1, le=3600)
     rate_limit_per_address: int = Field(default=120, ge=0, le=1_000_000)
     rate_limit_per_token: int = Field(default=30, ge=0, le=1_000_000)
+    #: Per-connection budget of socket.io events (signaling.budget): events a second (bursts
+    #: of four times as many) and KiB a second (bursts of twice as many); 0: no budget.
+    event_rate: float = Field(default=50, ge=0, le=100_000)
+    event_kib_rate: int = Field(default=256, ge=0, le=1_000_000)
     #: Behind a reverse proxy: the client's address is the last one in X-Forwarded-For.
     trust_forwarded_for: bool = False
 

@@ -29,6 +29,19 @@ class BudgetLimits:
     byte_burst: float = 512 * 1024
 
 
+def budget_limits(events_per_second: float, kib_per_second: int) -> BudgetLimits | None:
+    """Limits from the two settings (bursts of 4x the events and 2x the bytes a second);
+    None, no budget at all, when either is 0."""
+    if events_per_second <= 0 or kib_per_second <= 0:
+        return None
+    return BudgetLimits(
+        events_per_second=events_per_second,
+        event_burst=4 * events_per_second,
+        bytes_per_second=kib_per_second * 1024,
+        byte_burst=2 * kib_per_second * 1024,
+    )
+
+
 class Bucket:
     """A token bucket: ``rate`` tokens a second, at most ``burst`` saved up."""
 

@@ -40,7 +40,7 @@ from rooms.state import SessionState
 from rooms.takeover import refuse_second_window, take_over
 from rooms.tokens import check_not_revoked, verify_link_token
 from signaling import protocol as p
-from signaling.budget import Budgets
+from signaling.budget import BudgetLimits, Budgets
 from signaling.connect_limit import count_connect
 from signaling.decoding import decode, describe, known
 from signaling.delivery import Before, RecentViews, closed_by
@@ -54,6 +54,7 @@ from signaling.websocket import MAX_BUFFERED
 from signaling.wire import Server, TextPacket, send_local, send_local_events
 
 log = structlog.get_logger("homeroom.signaling")
+DEFAULT_BUDGET = BudgetLimits()
 #: A signal is not relayed to a connection of this node with more than this waiting for it:
 #: well below the bytes at which it would be dropped as a slow client.
 RELAY_BUFFERED = MAX_BUFFERED // 4
@@ -68,6 +69,8 @@ class SignalingConfig:
     #: Pub/sub channel of the node fan-out; nodes of one deployment share it.
     channel: str = "homeroom"
     turn: TurnConfig | None = None
+    #: What each connection may send (signaling.budget); None: no budget.
+    budget: BudgetLimits | None = DEFAULT_BUDGET
 
 
 def negotiation_target(kind: SessionKind, forwarded: bool = False) -> Literal["peer", "server"]:
@@ -96,7 +99,7 @@ class SignalingServer:
             else None
         )
         self.sio = Server(
-            budgets=Budgets(),
+            budgets=Budgets(config.budget) if config.budget else None,
             async_mode="aiohttp",
             client_manager=manager,
             serializer=TextPacket,

@@ -41,6 +41,11 @@ class ServedNode:
             "HOMEROOM_VAR_DIR": str(tmp / name),
             "HOMEROOM_NODE_ID": name,
             "HOMEROOM_LOG_FORMAT": "json",
+            # One machine plays every client, from one address and as fast as it can: the
+            # limits have tests of their own (test_ratelimit, test_budget); a test may set them.
+            "HOMEROOM_RATE_LIMIT_PER_ADDRESS": "0",
+            "HOMEROOM_RATE_LIMIT_PER_TOKEN": "0",
+            "HOMEROOM_EVENT_RATE": "0",
             **env,
         }
         if "REDIS_URL" not in env:

@@ -33,6 +33,7 @@ from rooms.tokens import (
     check_not_revoked,
     decode_link_token,
 )
+from signaling.budget import budget_limits
 from signaling.ice import TurnConfig
 from signaling.server import SignalingConfig, SignalingServer
 from web import audit, sessions, shutdown
@@ -201,6 +202,7 @@ def signaling_config(settings: Settings) -> SignalingConfig:
         )
         if settings.turn_secret is not None
         else None,
+        budget=budget_limits(settings.event_rate, settings.event_kib_rate),
     )
 
 
