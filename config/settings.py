@@ -75,11 +75,11 @@ class Settings(BaseSettings):
     # Empty: nothing in the default configuration contacts a third party.
     # NoDecode: parsed by _parse_ice_servers, so bad JSON is a validation error naming the variable.
     ice_servers: Annotated[list[IceServer], NoDecode] = []
-    #: TURN relays sharing a secret with Homeroom (coturn use-auth-secret): each endpoint gets
-    #: its own credentials, valid for turn_ttl_seconds.
+    #: TURN relays sharing a secret with Homeroom (coturn use-auth-secret): each attendee gets
+    #: credentials of their own, valid until turn_ttl_seconds after the session's planned end.
     turn_urls: Annotated[list[str], NoDecode] = []
     turn_secret: SecretStr | None = None
-    turn_ttl_seconds: int = Field(default=8 * 3600, ge=60, le=7 * 86400)
+    turn_ttl_seconds: int = Field(default=3600, ge=60, le=7 * 86400)
     #: Seconds between a node's heartbeats; a node silent for three of them counts as dead.
     heartbeat_seconds: float = Field(default=5, gt=0, le=300)
     #: Seconds a stopping node gives its endpoints to resume on another node (SIGTERM).

@@ -25,6 +25,7 @@ from aiortc import (
     MediaStreamTrack,
     RTCConfiguration,
     RTCIceServer,
+    RTCIceTransportPolicy,
     RTCPeerConnection,
     RTCSessionDescription,
 )
@@ -40,9 +41,13 @@ OnTrack = Callable[[str, MediaStreamTrack], None]
 _UFRAG = re.compile(r"^a=ice-ufrag:(\S+)", re.MULTILINE)
 
 
-def rtc_configuration(ice_servers: list[dict[str, Any]]) -> RTCConfiguration:
+def rtc_configuration(
+    ice_servers: list[dict[str, Any]], *, relay_only: bool = False
+) -> RTCConfiguration:
     """The welcome's ``ice_servers`` as aiortc wants them. Always an explicit list: given
-    ``None``, aiortc would fall back to a public STUN server."""
+    ``None``, aiortc would fall back to a public STUN server. ``relay_only`` gathers TURN relay
+    candidates alone (``iceTransportPolicy: relay``), as a patient behind a strict firewall
+    effectively does."""
     servers = [
         RTCIceServer(
             urls=server["urls"],
@@ -51,7 +56,8 @@ def rtc_configuration(ice_servers: list[dict[str, Any]]) -> RTCConfiguration:
         )
         for server in ice_servers
     ]
-    return RTCConfiguration(iceServers=servers)
+    policy = RTCIceTransportPolicy.RELAY if relay_only else RTCIceTransportPolicy.ALL
+    return RTCConfiguration(iceServers=servers, iceTransportPolicy=policy)
 
 
 class LocalMedia:

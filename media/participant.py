@@ -41,6 +41,7 @@ class Participant:
         timeout: float = 10.0,
         elsewhere: Sequence[str] = (),
         obey_mute: bool = True,
+        relay_only: bool = False,
     ) -> None:
         if (token is None) == (resume is None):
             raise ValueError("give exactly one of token or resume")
@@ -48,6 +49,8 @@ class Participant:
         #: Other addresses of the same deployment, tried before ``url`` when the node asks us
         #: to move (``moving``); behind one address (a proxy), leave it empty.
         self.elsewhere = tuple(elsewhere)
+        #: Media only through the TURN relays the server hands out (iceTransportPolicy relay).
+        self.relay_only = relay_only
         self._auth: dict[str, Any] = (
             {"v": 1, "token": token} if token else {"v": 1, "resume": resume}
         )
@@ -288,7 +291,7 @@ class Participant:
 
     def _enter_forwarder(self) -> None:
         media = ForwardedMedia(
-            rtc_configuration(self._welcome.get("ice_servers", [])),
+            rtc_configuration(self._welcome.get("ice_servers", []), relay_only=self.relay_only),
             self._media,
             send_offer=self._publish_offer,
             send_answer=self._send_answer,
@@ -361,7 +364,9 @@ class Participant:
         link = PeerLink(
             remote,
             polite=self.endpoint < remote,
-            config=rtc_configuration(self._welcome.get("ice_servers", [])),
+            config=rtc_configuration(
+                self._welcome.get("ice_servers", []), relay_only=self.relay_only
+            ),
             media=self._media,
             send=self._send_signal,
             on_track=self._on_track,

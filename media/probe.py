@@ -67,16 +67,18 @@ async def probe(
     min_video_frames: int = 10,
     min_audio_frames: int = 25,
     spec: MediaSpec | None = None,
+    relay_only: bool = False,
 ) -> ProbeReport:
     """Run one probe call against the Homeroom at ``url``; returns within about ``timeout``.
 
     Raises :class:`ProbeFailed` when no session could be created (server unreachable, token
     refused); every later failure is a report with ``ok=False`` and a ``detail``.
+    ``relay_only`` sends the media through the deployment's TURN relays alone.
     """
     base = url.rstrip("/")
     created = await _create_session(base, staff_token, timeout)
     tokens = {link["attendee"]: link["url"].split("#t=", 1)[1] for link in created["links"]}
-    run = _Run(base, created["session"], tokens, spec)
+    run = _Run(base, created["session"], tokens, spec, relay_only)
     try:
         async with asyncio.timeout(timeout):
             await run.call(min_video_frames, min_audio_frames)
@@ -95,11 +97,19 @@ class _Run:
     """One probe call's participants and measurements."""
 
     def __init__(
-        self, base: str, session: str, tokens: dict[str, str], spec: MediaSpec | None
+        self,
+        base: str,
+        session: str,
+        tokens: dict[str, str],
+        spec: MediaSpec | None,
+        relay_only: bool = False,
     ) -> None:
         self.base, self.session = base, session
-        self.clinician = Participant(base, token=tokens[CLINICIAN], spec=spec)
-        self.patient = Participant(base, token=tokens[PATIENT], spec=spec)
+        self.relay_only = relay_only
+        self.clinician = Participant(
+            base, token=tokens[CLINICIAN], spec=spec, relay_only=relay_only
+        )
+        self.patient = Participant(base, token=tokens[PATIENT], spec=spec, relay_only=relay_only)
         self.step = "starting"
         self.detail = ""
         self.admitted_at: float | None = None
@@ -110,6 +120,10 @@ class _Run:
         await self.clinician.join()
         self.step = "joining the patient"
         await self.patient.join()
+        if self.relay_only and not any(
+            "turn" in str(s.get("urls")) for s in self.patient.welcome["ice_servers"]
+        ):
+            raise JoinRefused("no_turn", "the server hands out no TURN server (HOMEROOM_TURN_URLS)")
         self.step = "waiting for the patient in the waiting room"
         await _until(lambda: bool(self.clinician.room["waiting"]))
         self.step = "admitting the patient"

@@ -48,7 +48,7 @@ from signaling.fanout import BoundedRedisManager
 from signaling.group import EVENTS as GROUP_EVENTS
 from signaling.group import GroupMedia
 from signaling.handlers import CHANGES, Conn
-from signaling.ice import TurnConfig, ice_servers
+from signaling.ice import IceRequest, TurnConfig, ice_servers
 from signaling.views import View, admitted_endpoints, room_view
 from signaling.websocket import MAX_BUFFERED
 from signaling.wire import Server, TextPacket, send_local, send_local_events
@@ -231,7 +231,9 @@ class SignalingServer:
             "resume": f"{spec.id}.{endpoint}.{credential}",
             "resumed": resumed,
             "ice_servers": ice_servers(
-                self.config.ice_servers, self.config.turn, endpoint, self.rooms.clock()
+                self.config.ice_servers,
+                self.config.turn,
+                IceRequest(spec.id, str(seats[0]), spec.ends_at, self.rooms.clock()),
             ),
             "target": negotiation_target(spec.kind, self.group.forwarder is not None),
         }

@@ -65,7 +65,8 @@ class ServedNode:
             self.lines.append(raw.decode())
 
     async def _ready(self) -> None:
-        async with asyncio.timeout(20), aiohttp.ClientSession() as http:
+        # Generous: on a loaded machine a cold start (imports, Redis, Janus) took over 20 s.
+        async with asyncio.timeout(120), aiohttp.ClientSession() as http:
             while True:
                 assert self.proc.returncode is None, "serve exited:\n" + "".join(self.lines)
                 try:

@@ -199,6 +199,7 @@ def signaling_config(settings: Settings) -> SignalingConfig:
             urls=tuple(settings.turn_urls),
             secret=settings.turn_secret.get_secret_value(),
             ttl=timedelta(seconds=settings.turn_ttl_seconds),
+            pseudonym_key=settings.signing_secret.encode(),
         )
         if settings.turn_secret is not None
         else None,

@@ -100,6 +100,11 @@ def build_parser() -> argparse.ArgumentParser:
     probe.add_argument("--url", help="the Homeroom to check (default HOMEROOM_PUBLIC_URL)")
     probe.add_argument("--token", help="admin staff token (default: one from this secret)")
     probe.add_argument("--timeout", type=float, default=30.0, help="seconds (default 30)")
+    probe.add_argument(
+        "--relay-only",
+        action="store_true",
+        help="send the media through the deployment's TURN relays alone (checks TURN)",
+    )
     probe.set_defaults(command=cmd_probe)
     cli_records.add_commands(sub)
     cli_program.add_commands(sub)
@@ -149,7 +154,9 @@ def cmd_probe(args: argparse.Namespace) -> int:
         raise InvalidMessage("--timeout: between 1 and 600 seconds")
     url = args.url or settings.public_url
     try:
-        report = asyncio.run(probe(url, args.token or cli_token(settings), timeout=args.timeout))
+        token = args.token or cli_token(settings)
+        checked = probe(url, token, timeout=args.timeout, relay_only=args.relay_only)
+        report = asyncio.run(checked)
     except ProbeFailed as exc:
         raise CliError(exc.code, exc.detail) from None
     print(report.model_dump_json(indent=2))
