@@ -42,6 +42,10 @@ class TurnServer:
     directory: Path
     process: subprocess.Popen[bytes] | None = None
 
+    @staticmethod
+    def config_path() -> Path:
+        return CONFIG
+
     @property
     def url(self) -> str:
         return f"turn:{self.namespace.inner_address}:{PORT}?transport=udp"
