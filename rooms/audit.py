@@ -272,6 +272,7 @@ class AdminAction(StrEnum):
     AUDIT_READ = "audit.read"
     AUDIT_VERIFY = "audit.verify"
     ARCHIVE = "archive"
+    TOKEN_REVOKE = "token.revoke"
 
 
 class AdminAuditEntry(BaseModel):

@@ -188,12 +188,16 @@ def issue_staff_token(
     return jwt.encode(payload, secret, algorithm=ALGORITHM)
 
 
-def verify_staff_token(secret: str, token: str, now: datetime) -> StaffClaims:
-    """The claims of a genuine, unexpired staff token; raises TokenInvalid or TokenExpired."""
+def decode_staff_token(secret: str, token: str) -> StaffClaims:
+    """The claims of a genuine staff token, expired or not (to revoke one); TokenInvalid."""
     raw = _decode(secret, token, STAFF_AUDIENCE, ["role"])
-    claims = _parse(
-        StaffClaims, role=raw["role"], subject=raw["sub"], exp=raw["exp"], jti=raw["jti"]
-    )
+    return _parse(StaffClaims, role=raw["role"], subject=raw["sub"], exp=raw["exp"], jti=raw["jti"])
+
+
+def verify_staff_token(secret: str, token: str, now: datetime) -> StaffClaims:
+    """The claims of a genuine, unexpired staff token; raises TokenInvalid or TokenExpired.
+    Revocation is in the store: callers check ``SessionStore.token_revoked(claims.jti)``."""
+    claims = decode_staff_token(secret, token)
     _check_expiry(claims.exp, now, "this staff token has expired")
     return claims
 

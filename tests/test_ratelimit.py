@@ -29,7 +29,7 @@ async def test_hits_count_in_fixed_windows(store: SessionStore) -> None:
 
 async def test_revoked_tokens_are_remembered(store: SessionStore) -> None:
     assert not await store.token_revoked("j-1")
-    await store.revoke_token("j-1", datetime.now(UTC) + timedelta(hours=1))
+    await store.revoke_token("j-1", T0 + timedelta(hours=1), T0)
     assert await store.token_revoked("j-1") and not await store.token_revoked("j-2")
 
 

@@ -36,7 +36,7 @@ from rooms.tokens import (
 from signaling.budget import budget_limits
 from signaling.ice import TurnConfig
 from signaling.server import SignalingConfig, SignalingServer
-from web import audit, sessions, shutdown
+from web import audit, revocation, sessions, shutdown
 from web.errors import MAX_BODY_BYTES, Handler, error_middleware, from_domain, parse_body
 from web.keys import LIMITER, PROGRAM, ROOMS, RULES, SETTINGS, SIGNALING
 from web.program_routes import add_program_routes, open_program
@@ -179,6 +179,7 @@ def create_app(
     app.router.add_get("/api/audit", audit.get_audit)
     app.router.add_get("/api/audit/verify", audit.get_verify)
     app.router.add_post("/api/archive", audit.post_archive)
+    app.router.add_post("/api/tokens/revoke", revocation.post_revoke)
     add_program_routes(app)
     app.router.add_get("/join", _page("join.html"))
     app.router.add_get("/host", _page("host.html"))

@@ -40,6 +40,7 @@ from web.app import create_app
 from web.cli_base import CLI_SUBJECT, CliError, cli_token
 from web.errors import describe
 from web.keys import ROOMS
+from web.revocation import DEFAULT_TOKEN_DAYS, MAX_TOKEN_DAYS, RevokeToken, revoke
 from web.sessions import created_body
 from web.shutdown import REQUESTS_GRACE_SECONDS, shut_down
 
@@ -91,10 +92,25 @@ def build_parser() -> argparse.ArgumentParser:
     create = session.add_parser("create", help="schedule a session and print its links")
     _add_create_arguments(create)
     create.set_defaults(command=cmd_session_create)
-    token = sub.add_parser("token", help="print a staff bearer token")
-    token.add_argument("--role", required=True, choices=[str(r) for r in StaffRole])
-    token.add_argument("--subject", required=True, help="the staff member's pseudonymous id")
-    token.add_argument("--days", type=int, default=7, help="validity in days (default 7)")
+    token = sub.add_parser(
+        "token",
+        help="print a staff bearer token, or revoke one",
+        usage="homeroom token --role ROLE --subject ID [--days N]\n"
+        "       homeroom token revoke (TOKEN | --jti ID) [--url URL] [--auth-token T]",
+    )
+    token.add_argument("action", nargs="?", choices=["revoke"], help=argparse.SUPPRESS)
+    token.add_argument("target", nargs="?", metavar="TOKEN", help="revoke: the token")
+    token.add_argument("--role", choices=[str(r) for r in StaffRole])
+    token.add_argument("--subject", help="the staff member's pseudonymous id")
+    token.add_argument(
+        "--days",
+        type=int,
+        default=DEFAULT_TOKEN_DAYS,
+        help=f"validity in days (default {DEFAULT_TOKEN_DAYS}, at most {MAX_TOKEN_DAYS})",
+    )
+    token.add_argument("--jti", help="revoke: the token's id, when the token itself is lost")
+    token.add_argument("--url", help="revoke through this server (default: see README)")
+    token.add_argument("--auth-token", dest="token", help="admin token for --url")
     token.set_defaults(command=cmd_token)
     probe = sub.add_parser("probe", help="check a deployment with a real two-party call")
     probe.add_argument("--url", help="the Homeroom to check (default HOMEROOM_PUBLIC_URL)")
@@ -132,10 +148,14 @@ def _add_create_arguments(create: argparse.ArgumentParser) -> None:
 
 
 def cmd_token(args: argparse.Namespace) -> int:
+    if args.action == "revoke":
+        return cmd_token_revoke(args)
+    if args.role is None or args.subject is None or args.target is not None:
+        raise InvalidMessage("give --role and --subject (or: homeroom token revoke TOKEN)")
     if not is_valid_id(args.subject):
         raise InvalidMessage("--subject: use letters, digits and . _ - only (a pseudonym)")
-    if not 1 <= args.days <= 365:
-        raise InvalidMessage("--days: between 1 and 365")
+    if not 1 <= args.days <= MAX_TOKEN_DAYS:
+        raise InvalidMessage(f"--days: between 1 and {MAX_TOKEN_DAYS}")
     settings = load_settings()
     ttl = timedelta(days=args.days)
     print(
@@ -143,6 +163,23 @@ def cmd_token(args: argparse.Namespace) -> int:
             settings.signing_secret, StaffRole(args.role), args.subject, utcnow(), ttl
         )
     )
+    return 0
+
+
+def cmd_token_revoke(args: argparse.Namespace) -> int:
+    """Put a staff token's id on the store's revocation list (every node refuses it)."""
+    try:
+        body = RevokeToken(token=args.target, jti=args.jti)
+    except ValidationError as exc:
+        raise InvalidMessage(describe(exc)) from None
+    settings = load_settings()
+
+    async def direct(rooms: Rooms) -> str:
+        answer = await revoke(rooms, settings.signing_secret, body, actor=CLI_SUBJECT)
+        return json.dumps(answer)
+
+    request = ("POST", "/api/tokens/revoke", body.model_dump(exclude_none=True))
+    print(cli_records.through(settings, args, request, direct))
     return 0
 
 

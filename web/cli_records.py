@@ -78,7 +78,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
             await verify(rooms, settings.timezone, params.first, params.last, actor=CLI_SUBJECT)
         )
 
-    body = json.loads(_through(settings, args, ("GET", "/api/audit/verify", query), direct))
+    body = json.loads(through(settings, args, ("GET", "/api/audit/verify", query), direct))
     print(json.dumps({k: body[k] for k in ("ok", "chains", "first_broken")}, indent=2))
     return 0 if body["ok"] else 1
 
@@ -95,7 +95,7 @@ def cmd_archive(args: argparse.Namespace) -> int:
         return json.dumps(report)
 
     request = ("POST", "/api/archive", params.model_dump(mode="json", by_alias=True))
-    body = json.loads(_through(settings, args, request, direct))
+    body = json.loads(through(settings, args, request, direct))
     print(json.dumps(body, indent=2))
     return 0 if body["ok"] else 1
 
@@ -108,7 +108,7 @@ def _range(args: argparse.Namespace, model: type[RangeParams]) -> RangeParams:
         raise InvalidMessage(describe(exc)) from None
 
 
-def _through(
+def through(
     settings: Settings,
     args: argparse.Namespace,
     request: tuple[str, str, dict[str, Any]],
@@ -162,7 +162,7 @@ def cmd_export(args: argparse.Namespace) -> int:
         rules = load_billing_rules(settings.billing_rules)
         return await export(rooms, rules, settings.timezone, params, actor=CLI_SUBJECT)
 
-    _write(_through(settings, args, ("GET", "/api/attendance", query), direct), args.output)
+    _write(through(settings, args, ("GET", "/api/attendance", query), direct), args.output)
     return 0
 
 

@@ -146,8 +146,9 @@ class SessionStore(ABC):
         ``now``; return the window's hits so far and the seconds until it ends. Atomic."""
 
     @abstractmethod
-    async def revoke_token(self, jti: str, until: datetime) -> None:
-        """Remember that the token ``jti`` is revoked, at least until ``until`` (its expiry)."""
+    async def revoke_token(self, jti: str, until: datetime, now: datetime) -> None:
+        """Remember that the token ``jti`` is revoked, from ``now`` at least until ``until``
+        (its expiry; both by the caller's clock)."""
 
     @abstractmethod
     async def token_revoked(self, jti: str) -> bool:

@@ -180,7 +180,7 @@ class MemoryStore(SessionStore):
         count = self._hits[slot] = self._hits.get(slot, 0) + amount
         return count, (bucket + 1) * window - moment
 
-    async def revoke_token(self, jti: str, until: datetime) -> None:
+    async def revoke_token(self, jti: str, until: datetime, now: datetime) -> None:
         self._revoked[jti] = max(utc(until), self._revoked.get(jti, utc(until)))
 
     async def token_revoked(self, jti: str) -> bool:

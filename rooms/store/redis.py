@@ -309,10 +309,10 @@ class RedisStore(SessionStore):
         replies = await self._call(count)
         return int(replies[0]), (bucket + 1) * window - moment
 
-    async def revoke_token(self, jti: str, until: datetime) -> None:
+    async def revoke_token(self, jti: str, until: datetime, now: datetime) -> None:
         # Kept until the token would have expired anyway (a second past, for clock rounding).
-        at = int(utc(until).timestamp()) + 1
-        await self._call(self._redis.set, f"{self._prefix}:revoked:{jti}", "1", exat=at)
+        seconds = max(1, int((until - now).total_seconds()) + 2)
+        await self._call(self._redis.set, f"{self._prefix}:revoked:{jti}", "1", ex=seconds)
 
     async def token_revoked(self, jti: str) -> bool:
         return bool(await self._call(self._redis.exists, f"{self._prefix}:revoked:{jti}"))
