@@ -328,3 +328,25 @@ def test_a_session_kind_without_rules_is_not_billable_and_says_so() -> None:
         Status.NOT_BILLABLE,
         "no billing rule for group/therapy_group: 60 min present",
     )
+
+
+def test_a_check_in_session_takes_check_in_rules_first_and_falls_back_to_its_kind() -> None:
+    text = (
+        HEADER
+        + rule(name="individual", kind="individual", code="90834", min_minutes=16)
+        + rule(name="check-in", kind="individual", origin="checkin", code="90832", min_minutes=5)
+    )
+    rules = load_rules(text)
+    scheduled = make_spec(session="s-a")
+    checkin = make_spec(session="s-b").model_copy(update={"checkin": "ci-1"})
+    codes = {}
+    for spec in (scheduled, checkin):
+        ledger = Ledger(spec.id).attend(P1, 0, ms(20)).end(ms(20))
+        (summary,) = summarize(ledger.events, {spec.id: spec}, tz=TZ, rules=rules)
+        codes[spec.id] = row_of(summary, P1).suggested_code
+    assert codes == {"s-a": "90834", "s-b": "90832"}
+    # Without check-in rules (the shipped file), a check-in bills as its kind.
+    ledger = Ledger("s-b").attend(P1, 0, ms(20)).end(ms(20))
+    (summary,) = summarize(ledger.events, {checkin.id: checkin}, tz=TZ, rules=RULES)
+    assert row_of(summary, P1).suggested_code == "90832"
+    assert rules.select(SessionKind.INDIVIDUAL, None, None)[0].name == "individual"

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -16,7 +17,7 @@ import pytest
 import socketio
 
 from rooms.tokens import StaffRole, issue_staff_token
-from tests.served import ServedNode
+from tests.served import HOMEROOM, ServedNode
 from tests.signaling_harness import SECRET
 
 ALL_DAY = {"HOMEROOM_CHECKIN_HOURS": "00:00-24:00"}
@@ -274,3 +275,40 @@ async def test_nobody_on_duty(tmp_path: Path) -> None:
     text = "".join(node.lines)
     assert "Rivera" not in text and token not in text
     assert json.loads(node.lines[-1])  # json lines
+
+
+async def test_the_cli_gives_and_withdraws_a_standing_link(tmp_path: Path) -> None:
+    node = await ServedNode.start(tmp_path, name="n-1", **ALL_DAY)
+    env = {**os.environ, "HOMEROOM_SECRET": SECRET, "HOMEROOM_VAR_DIR": str(tmp_path / "cli")}
+    env.pop("REDIS_URL", None)
+
+    async def homeroom(*args: str) -> tuple[int, str, str]:
+        proc = await asyncio.create_subprocess_exec(
+            str(HOMEROOM), "patient", *args, "--url", node.url, env=env,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        out, err = await proc.communicate()
+        return proc.returncode or 0, out.decode(), err.decode()
+
+    try:
+        code, out, err = await homeroom(
+            "link", "--patient", "p-7", "--care-team", "c-1:counselor:Sam Okafor"
+        )
+        assert code == 0, err
+        made = json.loads(out)
+        assert made["care_team"] == [
+            {"clinician": "c-1", "function": "counselor", "display_name": "Sam Okafor"}
+        ]
+        token = made["url"].split("#t=", 1)[1]
+        code, out, err = await homeroom("link", "--patient", "p-7", "--care-team", "c-1:nurse")
+        assert code == 1 and err.startswith("error: invalid_message: --care-team"), err
+        assert "counselor" in err
+        code, out, err = await homeroom("revoke", "--patient", "p-7")
+        assert code == 0 and json.loads(out)["patient"] == "p-7", err
+        code, out, err = await homeroom("revoke", "--patient", "p-8")
+        assert (code, err.split(":")[1].strip()) == (1, "not_enrolled"), err
+        async with aiohttp.ClientSession() as http:
+            status, body = await Api(node, http).call("GET", "/api/program", bearer(token))
+        assert (status, body["error"]) == (401, "token_revoked")
+    finally:
+        await node.stop()

@@ -19,6 +19,10 @@ from web.auth import bearer_token
 from web.errors import Handler
 from web.keys import LIMITER, ROOMS, SETTINGS
 
+#: The patient's program API: its bearer is a standing program link, not a staff token
+#: (web.program authenticates it), so the staff checks below do not apply to it.
+PROGRAM_API = "/api/program"
+
 
 def limiter_for(settings: Settings, rooms: Rooms) -> Limiter:
     limits = RateLimits(
@@ -45,7 +49,7 @@ async def link_attempt(request: web.Request, token: str) -> None:
 @web.middleware
 async def staff_guard(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Before any handler sees a bearer token: limits on failures, and revocation."""
-    if "Authorization" not in request.headers:
+    if "Authorization" not in request.headers or request.path.startswith(PROGRAM_API):
         return await handler(request)
     limiter, rooms = request.app[LIMITER], request.app[ROOMS]
     address = address_of(request, limiter)

@@ -145,7 +145,7 @@ class _Suggester:
     def _timed(
         self, who: AttendeeId, selector: Selector, present: timedelta, video: timedelta, by: str
     ) -> Suggestion:
-        rules = self.rules.select(*selector)
+        rules = self.rules.select(*selector, checkin=self.spec.checkin is not None)
         shown = f"{_fmt(present)} present{by}"
         if not rules:
             label = "/".join(str(s) for s in selector if s is not None)

@@ -46,6 +46,9 @@ class CodeRule(BaseModel):
     #: Also require this share of the session's planned minutes (0.5: half of the session).
     min_share_of_planned: float = Field(default=0.0, ge=0.0, le=1.0)
     reason: str | None = None
+    #: "checkin": this rule applies to sessions opened by an on-demand check-in only; those
+    #: fall back to the rules without an origin when no check-in rule fits their selector.
+    origin: Literal["checkin"] | None = None
 
     @model_validator(mode="after")
     def _consistent(self) -> Self:
@@ -117,9 +120,9 @@ class BillingRules(BaseModel):
 
     @model_validator(mode="after")
     def _no_overlap(self) -> Self:
-        by_selector: dict[Selector, list[CodeRule]] = {}
+        by_selector: dict[tuple[Selector, str | None], list[CodeRule]] = {}
         for rule in self.rules:
-            by_selector.setdefault(rule.selector, []).append(rule)
+            by_selector.setdefault((rule.selector, rule.origin), []).append(rule)
         for group in by_selector.values():
             group.sort(key=lambda r: r.min_minutes)
             for lower, upper in itertools.pairwise(group):
@@ -128,19 +131,29 @@ class BillingRules(BaseModel):
         return self
 
     def select(
-        self, kind: SessionKind, purpose: GroupPurpose | None, patient: PatientPresence | None
+        self,
+        kind: SessionKind,
+        purpose: GroupPurpose | None,
+        patient: PatientPresence | None,
+        *,
+        checkin: bool = False,
     ) -> tuple[CodeRule, ...]:
         """The rules of the most specific selector that has any; a rule naming no purpose (or
-        no identified-patient presence) is the fallback for every purpose."""
-        for selector in (
-            (kind, purpose, patient),
-            (kind, purpose, None),
-            (kind, None, patient),
-            (kind, None, None),
-        ):
-            found = tuple(r for r in self.rules if r.selector == selector)
-            if found:
-                return found
+        no identified-patient presence) is the fallback for every purpose. A check-in's
+        session (``checkin``) takes the check-in rules first, when any fit."""
+        origins: tuple[str | None, ...] = ("checkin", None) if checkin else (None,)
+        for origin in origins:
+            for selector in (
+                (kind, purpose, patient),
+                (kind, purpose, None),
+                (kind, None, patient),
+                (kind, None, None),
+            ):
+                found = tuple(
+                    r for r in self.rules if r.selector == selector and r.origin == origin
+                )
+                if found:
+                    return found
         return ()
 
 
