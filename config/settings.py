@@ -114,6 +114,28 @@ class Settings(BaseSettings):
     event_kib_rate: int = Field(default=256, ge=0, le=1_000_000)
     #: Behind a reverse proxy: the client's address is the last one in X-Forwarded-For.
     trust_forwarded_for: bool = False
+    #: Janus instances (ws:// URLs of their WebSocket API) forwarding group sessions, and the
+    #: API secret they share with Homeroom; unset: ``homeroom serve`` runs a local Janus
+    #: child (janus_embedded), or, without the janus binary, groups use the mesh.
+    janus_urls: Annotated[list[str], NoDecode] = []
+    janus_api_secret: SecretStr | None = None
+    janus_embedded: bool = True
+
+    @field_validator("janus_urls", mode="before")
+    @classmethod
+    def _split_janus_urls(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            value = [url.strip() for url in value.split(",") if url.strip()]
+        for url in value:
+            if not str(url).startswith(("ws://", "wss://")):
+                raise ValueError("each Janus URL is a ws:// or wss:// URL of its WebSocket API")
+        return value
+
+    @model_validator(mode="after")
+    def _janus_needs_secret(self) -> Settings:
+        if self.janus_urls and self.janus_api_secret is None:
+            raise ValueError("HOMEROOM_JANUS_URLS needs HOMEROOM_JANUS_API_SECRET")
+        return self
 
     @field_validator("turn_urls", mode="before")
     @classmethod

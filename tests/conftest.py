@@ -22,6 +22,11 @@ pytest_plugins = ["tests.served", "tests.browser", "tests.netns", "tests.janus_s
 
 BACKENDS = ["memory", "redis"]
 
+# Servers started by tests (in-process apps and `homeroom serve` children) run no Janus child
+# unless a test asks for one: group media tests run Janus inside a network namespace of their
+# own (tests/janus_server.py), never on the machine's interfaces.
+os.environ.setdefault("HOMEROOM_JANUS_EMBEDDED", "false")
+
 # Every state given back to a store in the tests is checked against its document first.
 base.CHECK_SPARES = True
 

@@ -38,6 +38,7 @@ from signaling.ice import TurnConfig
 from signaling.server import SignalingConfig, SignalingServer
 from web import audit, revocation, sessions, shutdown
 from web.errors import MAX_BODY_BYTES, Handler, error_middleware, from_domain, parse_body
+from web.group_media import GROUP_MEDIA, GroupMediaSetup, group_media_ctx
 from web.keys import LIMITER, PROGRAM, ROOMS, RULES, SETTINGS, SIGNALING
 from web.program_routes import add_program_routes, open_program
 from web.ratelimit import limiter_for, link_attempt, staff_guard
@@ -139,7 +140,10 @@ def create_app(
         group_capacity=settings.group_capacity,
         clock=clock,
     )
-    signaling = app[SIGNALING] = SignalingServer(rooms, signaling_config(settings))
+    group_media = app[GROUP_MEDIA] = GroupMediaSetup(settings)
+    signaling = app[SIGNALING] = SignalingServer(
+        rooms, signaling_config(settings), group_media.forwarder
+    )
     signaling.limiter = app[LIMITER] = limiter_for(settings, rooms)
     signaling.attach(app)
     program = app[PROGRAM] = open_program(settings, rooms)
@@ -166,6 +170,7 @@ def create_app(
             await opened.close()
 
     app.cleanup_ctx.append(store_ctx)
+    app.cleanup_ctx.append(group_media_ctx)
     app.on_response_prepare.append(_security_headers)
     app.router.add_get("/", index)
     app.router.add_get("/healthz", healthz)
@@ -213,7 +218,8 @@ async def index(request: web.Request) -> web.Response:
 
 
 async def healthz(request: web.Request) -> web.Response:
-    return web.json_response({"status": "ok"})
+    group_media = await request.app[GROUP_MEDIA].health()
+    return web.json_response({"status": "ok", "group_media": group_media})
 
 
 async def readyz(request: web.Request) -> web.Response:
