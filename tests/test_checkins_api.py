@@ -312,3 +312,52 @@ async def test_the_cli_gives_and_withdraws_a_standing_link(tmp_path: Path) -> No
         assert (status, body["error"]) == (401, "token_revoked")
     finally:
         await node.stop()
+
+
+async def test_withdrawing_a_link_on_one_node_closes_its_connection_on_another(
+    tmp_path: Path, redis_url: str, redis_prefix: str
+) -> None:
+    env = {**ALL_DAY, "REDIS_URL": redis_url, "HOMEROOM_REDIS_PREFIX": redis_prefix}
+    one = await ServedNode.start(tmp_path, name="n-1", **env)
+    two = await ServedNode.start(tmp_path, name="n-2", **env)
+    client = socketio.AsyncClient(reconnection=False)
+    try:
+        async with aiohttp.ClientSession() as http:
+            api_one, api_two = Api(one, http), Api(two, http)
+            token = await api_one.enroll("p-1", TEAM)
+            created = await one.create_session(
+                {"kind": "individual", "roster": [{"attendee": "c-1", "role": "clinician"},
+                                                  {"attendee": "p-1", "role": "patient"}]}
+            )  # fmt: skip
+            _, link = await api_two.call(
+                "POST", f"/api/program/sessions/{created['session']}/link", bearer(token)
+            )
+            session_token = link["url"].split("#t=", 1)[1]
+            byes: list[dict[str, Any]] = []
+            client.on("bye", byes.append)
+            await client.connect(
+                one.url, auth={"v": 1, "token": session_token}, transports=["websocket"]
+            )
+            status, revoked = await api_two.call("DELETE", "/api/patients/p-1/link", ADMIN)
+            assert status == 200 and revoked["signed_out_sessions"] == 1, revoked
+            await until(lambda: bool(byes) and not client.connected)
+            assert byes == [{"reason": "revoked", "detail": ""}]
+            for api in (api_one, api_two):
+                status, body = await api.call("GET", "/api/program", bearer(token))
+                assert (status, body["error"]) == (401, "token_revoked")
+            # Recorded once: the endpoint waited, then left because the link was withdrawn.
+            today = datetime.now(ZoneInfo("America/New_York")).date()
+            url = f"{one.url}/api/attendance?from={today}&to={today}&format=jsonl&patient=p-1"
+            async with http.get(url, headers=ADMIN) as resp:
+                lines = [json.loads(x) for x in (await resp.text()).splitlines() if x]
+            kinds = [(e["kind"], e["data"].get("reason")) for e in lines if "kind" in e]
+            assert kinds.count(("left", "link_revoked")) == 1, kinds
+            assert [k for k, _ in kinds].count("waiting") == 1, kinds
+    finally:
+        if client.connected:
+            await client.disconnect()
+        await one.stop()
+        await two.stop()
+    logs = "".join(one.lines + two.lines)
+    for secret in ("Dr. Rivera", "Sam Okafor", token, session_token):
+        assert secret not in logs
