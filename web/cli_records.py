@@ -15,6 +15,7 @@ from pydantic import ValidationError
 
 from config.billing import load_billing_rules
 from config.settings import Settings, load_settings
+from rooms.archive_check import ArchiveCheck, check_archive
 from rooms.attendance.exports import summarize_jsonl, to_csv
 from rooms.attendance.report import Report, admin_view
 from rooms.attendance.summary import rows_of
@@ -45,6 +46,11 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     again = attendance.add_parser("summarize", help="recompute summaries from a JSONL export")
     again.add_argument("--events", type=Path, required=True, help="a JSONL export or archive")
     again.add_argument("--format", default="csv", choices=["csv", "json"])
+    again.add_argument(
+        "--unverified",
+        action="store_true",
+        help="summarize even when the file's hash chains are broken (warns on stderr)",
+    )
     again.set_defaults(command=cmd_summarize)
     audit = sub.add_parser("audit", help="check the tamper-evident audit trail").add_subparsers(
         required=True, metavar="ACTION"
@@ -52,6 +58,12 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     check = audit.add_parser("verify", help="check every hash chain; report the first break")
     check.add_argument("--from", dest="first", help="first day of sessions (default: all)")
     check.add_argument("--to", dest="last", help="last day of sessions (default: all)")
+    check.add_argument(
+        "--archive",
+        type=Path,
+        metavar="FILE",
+        help="check an archive, admin log copy or JSONL export file instead of the store",
+    )
     _add_server_options(check)
     check.set_defaults(command=cmd_verify)
     keep = sub.add_parser("archive", help="copy session ledgers into daily JSONL files")
@@ -69,6 +81,8 @@ def _add_server_options(parser: argparse.ArgumentParser) -> None:
 
 def cmd_verify(args: argparse.Namespace) -> int:
     """Exit 0 when every chain verifies, 1 naming the first broken link otherwise."""
+    if args.archive is not None:
+        return _verify_file(args)
     settings = load_settings()
     params = _range(args, RangeParams)
     query = params.model_dump(mode="json", by_alias=True)
@@ -81,6 +95,21 @@ def cmd_verify(args: argparse.Namespace) -> int:
     body = json.loads(through(settings, args, ("GET", "/api/audit/verify", query), direct))
     print(json.dumps({k: body[k] for k in ("ok", "chains", "first_broken")}, indent=2))
     return 0 if body["ok"] else 1
+
+
+def _verify_file(args: argparse.Namespace) -> int:
+    if args.first or args.last or args.url:
+        raise InvalidMessage("--archive checks a file: leave out --from, --to and --url")
+    check = _checked(args.archive, "--archive")
+    print(check.model_dump_json(indent=2, exclude={"reports"}))
+    return 0 if check.ok else 1
+
+
+def _checked(path: Path, option: str) -> ArchiveCheck:
+    try:
+        return check_archive(path)
+    except OSError as exc:
+        raise InvalidMessage(f"{option}: {exc.strerror or exc}") from None
 
 
 def cmd_archive(args: argparse.Namespace) -> int:
@@ -167,6 +196,18 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_summarize(args: argparse.Namespace) -> int:
+    """Summaries are what the clinic bills from: a file whose chains do not verify is refused
+    unless the operator says ``--unverified``."""
+    check = _checked(args.events, "--events")
+    if not check.ok:
+        if not args.unverified:
+            raise CliError(
+                "chain_broken",
+                f"--events: {check.problem()}; the file is not the record as written. "
+                f"Details: homeroom audit verify --archive {args.events}; to summarize it "
+                "anyway, add --unverified",
+            )
+        print(f"warning: unverified input: {check.problem()}", file=sys.stderr)
     settings = load_settings()
     rules = load_billing_rules(settings.billing_rules)
     try:
