@@ -31,6 +31,7 @@ from rooms.errors import (
     TokenInvalid,
     WrongSession,
 )
+from rooms.hangups import Hangup, Hangups
 from rooms.ids import AttendeeId, EndpointId, SessionId, TokenId, is_valid_id, new_endpoint_id
 from rooms.kinds import RULES, SessionKind
 from rooms.ledger import Ctx, LedgerEvent
@@ -125,6 +126,8 @@ class SignalingServer:
         self._views = RecentViews()
         #: Closes started by a timer (held here so they are not collected mid-way).
         self._closing: set[asyncio.Future[Any]] = set()
+        #: Hang-ups on their way to the store: kept through an outage, written after it.
+        self.hangups = Hangups(self._write_hangup)
         self.sio.on("connect", self._connect)
         self.sio.on("disconnect", self._disconnect)
         self.sio.on("*", self._dispatch)
@@ -204,6 +207,8 @@ class SignalingServer:
             connection=sid,
             proof=proof,
         )
+        if self.hangups.kept:  # the drop before this resume is recorded first, as one
+            await self.hangups.flush()
         state, events, before = await self._apply(session, change)
         old = before.connections.get(endpoint)
         if old and old != sid:
@@ -260,13 +265,13 @@ class SignalingServer:
             await self.group.disconnected(conn)
         if conn is None or conn.gone:
             return
-        try:
-            change = partial(reconnect.disconnect, endpoint=conn.endpoint, connection=sid)
-            state, events, before = await self._apply(conn.session, change)
-        except HomeroomError as exc:
-            conn.log.debug("disconnect_ignored", code=exc.code)
-            return
-        conn.log.info("disconnected")
+        await self.hangups.record(Hangup(conn.session, conn.endpoint, sid, self.rooms.clock()))
+
+    async def _write_hangup(self, hangup: Hangup) -> None:
+        state, events, before = await self._apply(hangup.session, hangup.change())
+        log.info(
+            "disconnected", session=hangup.session, endpoint=hangup.endpoint, node=self.rooms.node
+        )
         await self._publish(state, events, before)
         self.rooms.release(state)
 

@@ -21,7 +21,7 @@ from config.billing import load_billing_rules
 from config.settings import Settings
 from rooms.authz import require_active
 from rooms.clock import Clock, utcnow
-from rooms.errors import StoreUnavailable, TokenExpired, TokenNotYetValid
+from rooms.errors import StoreConflict, StoreUnavailable, TokenExpired, TokenNotYetValid
 from rooms.ids import AttendeeId, NodeId, SessionId
 from rooms.kinds import Role, SessionKind
 from rooms.reaper import Reaper
@@ -165,6 +165,10 @@ def create_app(
         reaper.start()
         yield
         await reaper.stop()
+        # Hang-ups kept through an outage: one last try before the store is closed.
+        with contextlib.suppress(StoreUnavailable, StoreConflict):
+            await signaling.hangups.flush()
+        await signaling.hangups.close()
         await program.store.close()
         if store is None:
             await opened.close()
