@@ -22,7 +22,12 @@ def looks_like_placeholder(value: str) -> bool:
 
 
 def production_problems(
-    *, secret: str, secret_from_environment: bool, public_url: str, turn_secret: str | None
+    *,
+    secret: str,
+    secret_from_environment: bool,
+    public_url: str,
+    turn_secret: str | None,
+    janus_secret: str | None = None,
 ) -> list[str]:
     """Why a production start must not go on; empty when it may."""
     problems = []
@@ -33,10 +38,11 @@ def production_problems(
         )
     elif looks_like_placeholder(secret):
         problems.append("HOMEROOM_SECRET: is a development or example value; generate a new one")
-    if turn_secret is not None and looks_like_placeholder(turn_secret):
-        problems.append(
-            "HOMEROOM_TURN_SECRET: is a development or example value; generate a new one"
-        )
+    for name, value in (("TURN", turn_secret), ("JANUS_API", janus_secret)):
+        if value is not None and looks_like_placeholder(value):
+            problems.append(
+                f"HOMEROOM_{name}_SECRET: is a development or example value; generate a new one"
+            )
     if urlsplit(public_url).scheme != "https":
         problems.append(
             "HOMEROOM_PUBLIC_URL: must be the https:// address of the TLS proxy in front of "

@@ -159,6 +159,9 @@ class Settings(BaseSettings):
             secret_from_environment="secret" in self.model_fields_set,
             public_url=self.public_url,
             turn_secret=self.turn_secret.get_secret_value() if self.turn_secret else None,
+            janus_secret=(
+                self.janus_api_secret.get_secret_value() if self.janus_api_secret else None
+            ),
         )
         if problems:
             raise ValueError("refusing to start in production: " + "; ".join(problems))

@@ -3,7 +3,8 @@
 Redis from config/redis/redis.conf, coturn from config/coturn/turnserver.conf and Janus from
 config/janus/ through deploy/janus-start.sh (the janus image's entrypoint), each path read
 from `docker-compose config`'s resolved mounts; then `homeroom serve` in production on them,
-and `homeroom probe --relay-only` through them. coturn and Janus run in this test's network
+`homeroom probe --relay-only` through them, and a group call of three relay-only aiortc
+participants through coturn and that Janus. coturn and Janus run in this test's network
 namespace (Janus gathers no loopback candidates); Redis and Homeroom on loopback.
 """
 
@@ -17,7 +18,7 @@ import shutil
 import socket
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,15 +27,18 @@ import redis
 
 from media.janus.client import JanusConnection
 from media.janus.errors import JanusError
+from media.participant import Participant
+from media.synthetic import MediaSpec
 from tests.compose import ROOT, bind_mounts, resolved
 from tests.netns import Namespace, network_namespace
 from tests.redis_server import free_port
-from tests.served import HOMEROOM, ServedNode
+from tests.served import HOMEROOM, ServedNode, token_of
 from tests.signaling_harness import SECRET
 from tests.turn_server import TurnServer
 
 JANUS_START = ROOT / "deploy/janus-start.sh"
 JANUS_PORT = 8188
+SMALL = MediaSpec(width=160, height=120, fps=10)
 
 
 @dataclass
@@ -167,6 +171,8 @@ async def test_a_probe_runs_through_redis_coturn_and_homeroom(
         await node.stop()
     assert probe.returncode == 0, (out + err).decode()
     assert b'"ok": true' in out
+    services.turn.stop()  # coturn writes its log out as it exits
+    assert "ALLOCATE processed, success" in services.turn.log_text
     # The session and its ledger went to the Redis started from the compose config, which
     # keeps an append-only file as that config says.
     client = redis.Redis.from_url(services.redis_url)
@@ -174,6 +180,63 @@ async def test_a_probe_runs_through_redis_coturn_and_homeroom(
     assert streams and all(client.xlen(key) > 0 for key in streams)
     assert client.config_get("appendfsync") == {"appendfsync": "everysec"}
     assert any(services.redis_dir.rglob("*.aof")), "no append-only file"
+
+
+async def until(check: Callable[[], bool], what: str, deadline: float = 120.0) -> None:
+    loop = asyncio.get_running_loop()
+    end = loop.time() + deadline
+    while not check():
+        if loop.time() > end:
+            pytest.fail(f"not within {deadline} s: {what}")
+        await asyncio.sleep(0.05)
+
+
+def receives_everyone(members: list[Participant]) -> bool:
+    return all(
+        me.received(other.endpoint).video_frames >= 3
+        and me.received(other.endpoint).audio_frames >= 3
+        for me in members
+        for other in members
+        if other is not me
+    )
+
+
+async def test_a_group_call_runs_through_coturn_and_janus(
+    services: Services, tmp_path: Path
+) -> None:
+    node = await ServedNode.start(
+        tmp_path, name="app-1",
+        HOMEROOM_ENV="production", HOMEROOM_PUBLIC_URL="https://homeroom.clinic.test",
+        REDIS_URL=services.redis_url, HOMEROOM_REDIS_PREFIX="native-group",
+        HOMEROOM_TURN_URLS=services.turn.url, HOMEROOM_TURN_SECRET=services.turn.secret,
+        HOMEROOM_JANUS_URLS=services.janus_url, HOMEROOM_JANUS_API_SECRET=services.janus_secret,
+    )  # fmt: skip
+    members: list[Participant] = []
+    try:
+        roster = [{"attendee": "c-1", "role": "clinician"}] + [
+            {"attendee": p, "role": "patient"} for p in ("p-1", "p-2")
+        ]
+        created = await node.create_session(
+            {"kind": "group", "purpose": "therapy_group", "roster": roster}
+        )
+        for attendee in ("c-1", "p-1", "p-2"):
+            # Relay only: the media reach Janus through coturn's relays, as from a strict network.
+            member = Participant(
+                node.url, token=token_of(created, attendee), spec=SMALL, relay_only=True
+            )
+            members.append(member)
+            await member.join()
+            if attendee != "c-1":
+                await until(lambda: bool(members[0].room["waiting"]), f"{attendee} waits")
+                assert (await members[0].admit(attendee))["ok"] is True
+        assert all(m.welcome["target"] == "server" for m in members)
+        await until(lambda: receives_everyone(members), "every endpoint receives every other")
+    finally:
+        for member in members:
+            await member.close()
+        await node.stop()
+    services.turn.stop()  # coturn writes its log out as it exits
+    assert "ALLOCATE processed, success" in services.turn.log_text
 
 
 async def test_janus_answers_with_the_api_secret_only(services: Services) -> None:

@@ -60,9 +60,12 @@ def test_every_secret_of_env_example_is_refused(monkeypatch: pytest.MonkeyPatch)
         HOMEROOM_SECRET=example["HOMEROOM_SECRET"],
         HOMEROOM_TURN_URLS="turn:turn.clinic.test:3478",
         HOMEROOM_TURN_SECRET=example["HOMEROOM_TURN_SECRET"],
+        HOMEROOM_JANUS_URLS="ws://janus:8188/janus",
+        HOMEROOM_JANUS_API_SECRET=example["JANUS_API_SECRET"],
     )
     assert "HOMEROOM_SECRET: is a development or example value" in message
     assert "HOMEROOM_TURN_SECRET: is a development or example value" in message
+    assert "HOMEROOM_JANUS_API_SECRET: is a development or example value" in message
     # The refusal names variables, never the values.
     assert example["HOMEROOM_SECRET"] not in message
 
