@@ -168,6 +168,8 @@ def homeroom_env(out: Path, port: int, redis_url: str, prefix: str) -> dict[str,
         "HOMEROOM_NODE_ID": "bench-1",
         "HOMEROOM_LOG_FORMAT": "json",
         "HOMEROOM_ENV": "production",
+        # Production refuses a plain-http public address; the bench reaches the port directly.
+        "HOMEROOM_PUBLIC_URL": "https://bench.homeroom.test",
         "REDIS_URL": redis_url,
         "HOMEROOM_REDIS_PREFIX": prefix,
     }
