@@ -60,6 +60,8 @@ class Participant:
         #: False: a modified client that keeps sending audio when a clinician mutes it.
         self._obey_mute = obey_mute
         self._forwarded: ForwardedMedia | None = None
+        #: Why the server refused this endpoint's feed (group sessions), if it did.
+        self.media_refused: str | None = None
         self._sio = self._client()
         self._welcome: dict[str, Any] = {}
         self._greeted: asyncio.Future[dict[str, Any]] | None = None
@@ -299,7 +301,14 @@ class Participant:
         )
         self._forwarded = media
         self._apply_sending()
-        self._spawn(media.publish())
+        self._spawn(self._publish_feed(media))
+
+    async def _publish_feed(self, media: ForwardedMedia) -> None:
+        try:
+            await media.publish()
+        except JoinRefused as exc:
+            self.media_refused = exc.code
+            self._log.info("publish_refused", code=exc.code)
 
     def _leave_forwarder(self) -> None:
         if self._forwarded is not None:

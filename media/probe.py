@@ -174,12 +174,15 @@ class _Run:
         )
 
 
-async def _create_session(base: str, staff_token: str, seconds: float) -> dict[str, Any]:
+async def _create_session(
+    base: str, staff_token: str, seconds: float, request: dict[str, Any] | None = None
+) -> dict[str, Any]:
     headers = {"Authorization": f"Bearer {staff_token}"}
+    body_out = request or SESSION_REQUEST
     try:
         async with (
             aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=seconds)) as http,
-            http.post(f"{base}/api/sessions", json=SESSION_REQUEST, headers=headers) as resp,
+            http.post(f"{base}/api/sessions", json=body_out, headers=headers) as resp,
         ):
             body = await resp.json(content_type=None)
             status = resp.status

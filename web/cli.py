@@ -27,6 +27,7 @@ from pydantic import ValidationError
 from config.logging import configure_logging
 from config.settings import Settings, load_settings
 from media.errors import ProbeFailed
+from media.group_probe import MAX_PARTICIPANTS, MIN_PARTICIPANTS, group_probe
 from media.probe import probe
 from rooms.clock import utcnow
 from rooms.errors import HomeroomError, InvalidMessage, InvalidRoster
@@ -121,6 +122,10 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="send the media through the deployment's TURN relays alone (checks TURN)",
     )
+    probe.add_argument("--kind", choices=["individual", "group"], default="individual")
+    probe.add_argument(
+        "--participants", type=int, default=3, help="group: endpoints in the call (2-14)"
+    )
     probe.set_defaults(command=cmd_probe)
     cli_records.add_commands(sub)
     cli_program.add_commands(sub)
@@ -190,9 +195,25 @@ def cmd_probe(args: argparse.Namespace) -> int:
     if not 1 <= args.timeout <= 600:
         raise InvalidMessage("--timeout: between 1 and 600 seconds")
     url = args.url or settings.public_url
+    if args.kind == "group":
+        return probe_group(args, url, settings)
     try:
         token = args.token or cli_token(settings)
         checked = probe(url, token, timeout=args.timeout, relay_only=args.relay_only)
+        report = asyncio.run(checked)
+    except ProbeFailed as exc:
+        raise CliError(exc.code, exc.detail) from None
+    print(report.model_dump_json(indent=2))
+    return 0 if report.ok else 1
+
+
+def probe_group(args: argparse.Namespace, url: str, settings: Settings) -> int:
+    """``probe --kind group``: N participants; exit 0 only if everyone received everyone."""
+    if not MIN_PARTICIPANTS <= args.participants <= MAX_PARTICIPANTS:
+        raise InvalidMessage(f"--participants: {MIN_PARTICIPANTS} to {MAX_PARTICIPANTS}")
+    try:
+        token = args.token or cli_token(settings)
+        checked = group_probe(url, token, participants=args.participants, timeout=args.timeout)
         report = asyncio.run(checked)
     except ProbeFailed as exc:
         raise CliError(exc.code, exc.detail) from None

@@ -67,7 +67,7 @@ class GroupMediaSetup:
 
     async def start(self, rooms: Rooms) -> None:
         """Start the embedded child (if any) and collect rooms of sessions no longer live.
-        A forwarder that cannot start leaves groups on the mesh; the server still serves."""
+        An embedded Janus that cannot start leaves groups on the mesh; the server serves."""
         if self.forwarder is None:
             log.info("group_media", forwarded=False, reason=self.reason)
             return
@@ -77,10 +77,13 @@ class GroupMediaSetup:
             await self.forwarder.start(await _live_group_sessions(rooms))
         except (MediaError, RuntimeError, TimeoutError, OSError) as error:
             log.error("group_media_unavailable", mode=self.mode, error=type(error).__name__)
-            if self.embedded is not None:
-                await self.embedded.stop()
+            if self.embedded is None:
+                # A configured Janus that is down stays the forwarder: groups get
+                # forwarder_unavailable (and /healthz says unhealthy) until it is back.
+                return
+            await self.embedded.stop()
             self.forwarder, self.embedded = None, None
-            self.reason = "the forwarder did not start"
+            self.reason = "the embedded janus did not start"
             self.mode = "mesh"
             return
         log.info("group_media", forwarded=True, by="janus", mode=self.mode)
