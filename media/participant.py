@@ -26,6 +26,8 @@ from media.reception import PeerStats, count_frames
 from media.synthetic import MediaSpec
 
 log = structlog.get_logger("homeroom.media")
+#: After a media_reset the forwarder may still be restarting: publish again for up to a minute.
+REPUBLISH_ATTEMPTS, REPUBLISH_PAUSE = 60, 1.0
 
 
 class Participant:
@@ -195,6 +197,7 @@ class Participant:
         client.on("room", self._on_room)
         client.on("signal", self._on_signal)
         client.on("media_offer", self._on_media_offer)
+        client.on("media_reset", self._on_media_reset)
         client.on("bye", lambda data: self._on_bye(data) if client is self._sio else None)
         client.on("moving", lambda _: self._spawn(self._move()) if client is self._sio else None)
         client.on("connect_error", self._on_refused)
@@ -291,7 +294,13 @@ class Participant:
     def _forwarding(self) -> bool:
         return self._welcome.get("target") == "server"
 
-    def _enter_forwarder(self) -> None:
+    def _on_media_reset(self, _: Any = None) -> None:
+        """The forwarder lost our media (it restarted): publish again until it is back."""
+        self._leave_forwarder()
+        if self._in_call():
+            self._enter_forwarder(retry=True)
+
+    def _enter_forwarder(self, *, retry: bool = False) -> None:
         media = ForwardedMedia(
             rtc_configuration(self._welcome.get("ice_servers", []), relay_only=self.relay_only),
             self._media,
@@ -301,14 +310,19 @@ class Participant:
         )
         self._forwarded = media
         self._apply_sending()
-        self._spawn(self._publish_feed(media))
+        self._spawn(self._publish_feed(media, attempts=REPUBLISH_ATTEMPTS if retry else 1))
 
-    async def _publish_feed(self, media: ForwardedMedia) -> None:
-        try:
-            await media.publish()
-        except JoinRefused as exc:
-            self.media_refused = exc.code
-            self._log.info("publish_refused", code=exc.code)
+    async def _publish_feed(self, media: ForwardedMedia, attempts: int) -> None:
+        for attempt in range(1, attempts + 1):
+            try:
+                await media.publish()
+                return
+            except JoinRefused as exc:
+                if attempt == attempts or media is not self._forwarded:
+                    self.media_refused = exc.code
+                    self._log.info("publish_refused", code=exc.code)
+                    return
+            await asyncio.sleep(REPUBLISH_PAUSE)
 
     def _leave_forwarder(self) -> None:
         if self._forwarded is not None:

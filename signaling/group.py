@@ -113,6 +113,8 @@ class GroupMedia:
         async def closed(reason: str) -> None:
             conn.in_forwarder = False
             conn.log.info("group_media_closed", reason=reason)
+            if reason == "forwarder_lost":  # kicked endpoints are on their way out anyway
+                await self._send("media_reset", {"reason": reason}, sid)
 
         await forwarder.join(session, str(conn.endpoint), EndpointCallbacks(offer, closed))
         conn.in_forwarder = True

@@ -277,6 +277,13 @@ class MediaOffer(Message):
     streams: list[MediaStream]
 
 
+class MediaReset(Message):
+    """Group sessions: the forwarder lost this endpoint's media (it restarted or failed over).
+    Close both connections to it and publish again; a fresh ``media_offer`` follows."""
+
+    reason: Literal["forwarder_lost"] = "forwarder_lost"
+
+
 SERVER_EVENTS: dict[str, type[Message]] = {
     "welcome": Welcome,
     "room": Room,
@@ -284,6 +291,7 @@ SERVER_EVENTS: dict[str, type[Message]] = {
     "bye": Bye,
     "moving": Moving,
     "media_offer": MediaOffer,
+    "media_reset": MediaReset,
 }
 
 

@@ -51,8 +51,8 @@ async def silence(count: Callable[[], int], what: str, window: float = 2.0) -> N
 class Group:
     """A Homeroom node whose group sessions go through ``janus``, and its participants."""
 
-    def __init__(self, node: Node) -> None:
-        self.node = node
+    def __init__(self, node: Node, janus: JanusProcess) -> None:
+        self.node, self.janus = node, janus
         self.joined: list[Participant] = []
 
     async def join(self, state: SessionState, attendee: str, **kwargs: bool) -> Participant:
@@ -99,7 +99,7 @@ async def group(janus: JanusProcess) -> AsyncIterator[Group]:
     forwarder = JanusForwarder(janus.config.url, janus.config.api_secret, secrets.token_bytes(32))
     await forwarder.start(set())
     node = await Node(MemoryStore(), forwarder=forwarder).start()
-    crowd = Group(node)
+    crowd = Group(node, janus)
     try:
         yield crowd
     finally:
@@ -112,14 +112,19 @@ async def group(janus: JanusProcess) -> AsyncIterator[Group]:
 async def test_group_through_janus_one_upload_each_everyone_receives_everyone(
     group: Group,
 ) -> None:
-    state, members = await group.call("p-1", "p-2", roster=("p-3",))
+    state, members = await group.call("p-1", "p-2", roster=("p-3", "p-4"))
     assert all(m.welcome["target"] == "server" for m in members)
+    # p-4 joins on p-2's device (a shared device: two people, one feed).
+    shared = members[2]
+    assert (await shared.attach(link(state, "p-4")))["ok"] is True
     # A patient still in the waiting room: no media either way.
     waiting = await group.join(state, "p-3")
     await until(everyone_receives_everyone_of(members), "every endpoint receives every other")
     for member in members:
         assert member.forwarded is not None
         assert await member.forwarded.outbound_video_streams() == 1
+        # Three devices, four people: each receives the two other devices' feeds.
+        assert len(member.stats()) == 2
         # Two connections to the forwarder, whatever the group size; no mesh links.
         assert member.peers == {}
     refused = await waiting.call(
@@ -177,3 +182,32 @@ async def test_removed_endpoint_media_stops_both_ways(group: Group) -> None:
         assert last is not None and last - removed_at <= 1.0
     frames = got(clinician, stays).video_frames
     await until(lambda: got(clinician, stays).video_frames > frames + 10, "the rest go on")
+
+
+async def test_janus_restart_brings_media_back_and_changes_no_attendance(group: Group) -> None:
+    state, members = await group.call("p-1", "p-2")
+    clinician = members[0]
+    await until(everyone_receives_everyone_of(members), "every endpoint receives every other")
+    assert (await clinician.call("mute", {"attendee": "p-1"}))["ok"] is True
+    ledger = await group.node.rooms.store.events(state.spec.id)
+    group.janus.kill()
+    await asyncio.to_thread(group.janus.start)
+    await asyncio.to_thread(group.janus.wait_listening, 60.0)
+    counts = {
+        (id(r), id(s)): got(r, s).video_frames for r in members for s in members if r is not s
+    }
+    await until(
+        lambda: all(
+            got(r, s).video_frames > counts[(id(r), id(s))] + 10
+            for r in members
+            for s in members
+            if r is not s
+        ),
+        "video between everyone again after the restart",
+    )
+    # The mute holds on the new Janus: p-1's audio does not come back.
+    await silence(lambda: got(clinician, members[1]).audio_frames, "p-1's audio")
+    heard = got(members[1], members[2]).audio_frames
+    await until(lambda: got(members[1], members[2]).audio_frames > heard + 10, "others' audio")
+    # A media gap is not a leave: the attendance ledger is exactly as before.
+    assert await group.node.rooms.store.events(state.spec.id) == ledger
