@@ -11,7 +11,7 @@ LOCK := requirements.lock
 APP_LOCK := requirements-app.lock
 
 .PHONY: run test lint lock check-redis bench check-chromium check-janus check-coturn \
-	check-compose compose-config assets
+	check-compose compose-config assets screenshots
 
 run: $(STAMP) assets check-janus
 	$(BIN)/homeroom serve --demo
@@ -142,3 +142,9 @@ bench: $(STAMP) check-redis
 	@[ -x $(BIN)/py-spy ] || $(BIN)/pip install py-spy
 	ulimit -n 16384 2>/dev/null || ulimit -n $$(ulimit -Hn); \
 		$(BIN)/python -m bench $(if $(QUICK),--quick)
+
+# Screenshots of the pages at phone (390x844, 360x640) and laptop (1366x768) sizes into
+# SCREENSHOTS_DIR (default screenshots/, git-ignored), by the test that checks their layout.
+SCREENSHOTS_DIR ?= $(CURDIR)/screenshots
+screenshots: $(STAMP) assets check-chromium
+	SCREENSHOTS_DIR=$(SCREENSHOTS_DIR) $(BIN)/pytest tests/test_layout.py -q

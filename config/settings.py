@@ -68,6 +68,9 @@ class Settings(BaseSettings):
     #: Namespace of every Redis key, so deployments (or test runs) can share one server.
     redis_prefix: str = Field(default="hr", pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,31}$")
     timezone: str = "America/New_York"
+    #: The clinic's name as patients read it on their pages (empty: "Homeroom"). Patient pages
+    #: never name the program's treatment focus on their own: only if the clinic's name does.
+    clinic_name: str = Field(default="", max_length=80, pattern=r"^[^\x00-\x1f\x7f<>]*$")
     reconnect_grace_seconds: float = Field(default=30, ge=0, le=3600)
     group_capacity: int = Field(default=12, ge=1, le=200)
     link_lead_minutes: int = Field(default=30, ge=0, le=7 * 24 * 60)

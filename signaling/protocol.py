@@ -212,6 +212,16 @@ class Welcome(Message):
     ice_servers: list[dict[str, Any]]
     #: Whom to negotiate media with: "peer" (a mesh of endpoints) or "server" (forwarding unit).
     target: Literal["peer", "server"]
+    #: Clinicians only: everyone expected (the roster never changes), so the console can show
+    #: who has not come yet. Absent for patients and guests.
+    roster: list[RosterMember] | None = None
+
+
+class RosterMember(Message):
+    """One expected attendee, as a clinician's welcome lists them."""
+
+    attendee: str
+    role: str
 
 
 class Room(Message):

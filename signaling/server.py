@@ -33,7 +33,7 @@ from rooms.errors import (
 )
 from rooms.hangups import Hangup, Hangups
 from rooms.ids import AttendeeId, EndpointId, SessionId, TokenId, is_valid_id, new_endpoint_id
-from rooms.kinds import RULES, SessionKind
+from rooms.kinds import HOST_ROLES, RULES, SessionKind
 from rooms.ledger import Ctx, LedgerEvent
 from rooms.ratelimit import Limiter
 from rooms.service import Change, Rooms
@@ -242,6 +242,8 @@ class SignalingServer:
             ),
             "target": negotiation_target(spec.kind, self.group.forwarder is not None),
         }
+        if spec.role_of(seats[0]) in HOST_ROLES:
+            welcome["roster"] = [{"attendee": e.attendee, "role": str(e.role)} for e in spec.roster]
         bound = log.bind(session=spec.id, endpoint=endpoint, node=self.rooms.node)
         conn = Conn(sid, spec.id, endpoint, seats, welcome, bound)
         self.local[sid] = conn

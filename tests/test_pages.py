@@ -172,7 +172,7 @@ async def test_a_couple_on_one_device_and_the_clinician_ends_the_session(
     await device.get_by_role("button", name="Add to this device").click()
     await shows(device, "#partner-message", "Sam is now on this device")
     await shows(device, "#device-people", "Sam")
-    await shows(device, "#self-label", "You (Alex & Sam)")
+    await says(device, "#self-label", "You: Alex and Sam")
 
     # The console shows both partners; the clinician confirms the one the device added.
     await shows(host, '#people-list li[data-attendee="p-202"]', "not confirmed yet")
@@ -364,7 +364,7 @@ async def test_a_reload_resumes_and_a_second_tab_takes_the_call_over(
     await patient.reload()
     await stage(patient, "call")
     assert await patient.evaluate("() => window.homeroomMedia.endpoint()") == endpoint
-    await shows(patient, "#self-label", "You (Alex)")
+    await says(patient, "#self-label", "You: Alex")
     await video_playing(patient)
     await video_playing(host)
 

@@ -343,6 +343,8 @@ async def test_verify_a_good_link(api: Api) -> None:
         "session_status": "scheduled",
         "starts_at": "2026-11-02T15:00:00Z",
         "ends_at": "2026-11-02T16:00:00Z",
+        "clinic": "",  # HOMEROOM_CLINIC_NAME unset
+        "clinicians": [],  # p-201 is not enrolled: no care-team names
     }
 
 

@@ -27,6 +27,7 @@ from rooms.kinds import Role, SessionKind
 from rooms.reaper import Reaper
 from rooms.service import Rooms
 from rooms.session import SessionStatus
+from rooms.state import SessionState
 from rooms.store import SessionStore, open_store
 from rooms.tokens import (
     check_link_time,
@@ -66,6 +67,11 @@ class LinkStatus(BaseModel):
     session_status: SessionStatus
     starts_at: AwareDatetime
     ends_at: AwareDatetime
+    #: The clinic's name for the page (HOMEROOM_CLINIC_NAME; "" when unset).
+    clinic: str = ""
+    #: Display names of the session's clinicians from the patient's care team (names are for
+    #: the patient's page only: never logged), in roster order; empty when none are known.
+    clinicians: list[str] = []
 
 
 class VerifyLink(BaseModel):
@@ -259,8 +265,21 @@ async def verify_link(request: web.Request) -> web.Response:
             session_status=state.status,
             starts_at=state.spec.starts_at,
             ends_at=state.spec.ends_at,
+            clinic=settings.clinic_name,
+            clinicians=await _clinician_names(request, state, claims.attendee),
         )
     )
+
+
+async def _clinician_names(
+    request: web.Request, state: SessionState, attendee: AttendeeId
+) -> list[str]:
+    """The session's clinicians as the patient's care team names them."""
+    enrollment = await request.app[PROGRAM].store.enrollment(attendee)
+    if enrollment is None:
+        return []
+    clinicians = [e.attendee for e in state.spec.roster if e.role is Role.CLINICIAN]
+    return [n for n in (enrollment.display_name(c) for c in clinicians) if n]
 
 
 def _page(name: str) -> Handler:

@@ -1,7 +1,13 @@
 // The call's pictures: one tile per other endpoint of the call, laid out for 1, 2 or many by
-// CSS (data-count on the grid), and this device's own picture (self-view).
+// CSS (data-count on the grid), and this device's own picture (self-view). From four remote
+// tiles on (a group) the active speaker is large and the others are small tiles in pages, so
+// a group of 14 fits a phone: whoever feeds media (the mesh now, the group forwarder later)
+// calls stream() and setActive().
 
 import { el } from "./dom.js";
+
+/** Small tiles per page: two columns of three on a phone, four columns of three wider. */
+function pageSize() { return window.matchMedia("(min-width: 48rem)").matches ? 12 : 6; }
 
 export class CallView {
   /** label(endpointView) -> the words under a tile (the page decides what it may show). */
@@ -10,6 +16,18 @@ export class CallView {
     this.label = label;
     this.tiles = new Map();
     this.streams = new Map();
+    this.active = null;
+    this.page = 0;
+    this.pager = this._pager();
+    grid.after(this.pager.nav);
+    window.matchMedia("(min-width: 48rem)").addEventListener("change", () => this._layout());
+  }
+
+  /** The endpoint whose picture is large in a group (the one speaking). */
+  setActive(endpoint) {
+    if (endpoint === this.active || !this.tiles.has(endpoint)) { return; }
+    this.active = endpoint;
+    this._layout();
   }
 
   /** Tiles for the other admitted endpoints of this room view. */
@@ -29,6 +47,39 @@ export class CallView {
     }
     this.grid.dataset.count = String(Math.min(this.tiles.size, 3));
     this.grid.dataset.empty = String(this.tiles.size === 0);
+    this._layout();
+  }
+
+  /** Groups: the active tile large, the others paged; fewer tiles share the grid equally. */
+  _layout() {
+    const group = this.tiles.size > 3;
+    this.grid.dataset.layout = group ? "speaker" : "grid";
+    if (!this.tiles.has(this.active)) { this.active = this.tiles.keys().next().value ?? null; }
+    const small = [...this.tiles.keys()].filter((e) => !group || e !== this.active);
+    const size = group ? pageSize() : small.length || 1;
+    const pages = Math.max(1, Math.ceil(small.length / size));
+    this.page = Math.min(this.page, pages - 1);
+    const shown = new Set(small.slice(this.page * size, (this.page + 1) * size));
+    for (const [endpoint, tile] of this.tiles) {
+      const speaker = group && endpoint === this.active;
+      tile.figure.classList.toggle("speaker", speaker);
+      tile.figure.hidden = !speaker && !shown.has(endpoint);
+    }
+    const { nav, status, previous, next } = this.pager;
+    nav.hidden = pages < 2;
+    status.textContent = "Page " + (this.page + 1) + " of " + pages + " (" + this.tiles.size + " others)";
+    previous.disabled = this.page === 0;
+    next.disabled = this.page >= pages - 1;
+  }
+
+  _pager() {
+    const previous = el("button", { type: "button", text: "Previous" });
+    const next = el("button", { type: "button", text: "Next" });
+    const status = el("span", { class: "pager-status", "aria-live": "polite" });
+    const nav = el("nav", { class: "pager", "aria-label": "More people", hidden: true }, previous, status, next);
+    previous.addEventListener("click", () => { this.page -= 1; this._layout(); });
+    next.addEventListener("click", () => { this.page += 1; this._layout(); });
+    return { nav, status, previous, next };
   }
 
   /** A remote endpoint's media arrived (or went: null). */
@@ -42,6 +93,7 @@ export class CallView {
     for (const [endpoint, tile] of this.tiles) { this._remove(endpoint, tile); }
     this.streams.clear();
     this.grid.dataset.count = "0";
+    this._layout();
   }
 
   _add(endpoint) {

@@ -26,6 +26,7 @@ export class HostPanel {
     visit.addEventListener("welcome", () => this._startStats());
     visit.addEventListener("ended", () => clearInterval(this.timer));
     $("mute-all").addEventListener("click", () => this.act("mute_all", {}, "Everyone else is muted."));
+    $("admit-all").addEventListener("click", () => this.admitAll());
     $("lock").addEventListener("click", () => {
       const locked = !this.visit.room.locked;
       this.act("lock", { locked }, locked ? "The session is locked: nobody new can come in." : "The session is unlocked.");
@@ -47,6 +48,24 @@ export class HostPanel {
   }
 
   say(text) { $("console-message").textContent = text; }
+
+  /** Admit every expected person who is waiting (the server admits only people on the roster). */
+  async admitAll() {
+    const waiting = this._waiting().map(([, a]) => a.attendee);
+    let admitted = 0;
+    for (const attendee of new Set(waiting)) {
+      const reply = await this.visit.signaling.call("admit", { attendee });
+      if (reply.error) { this.say("Could not admit " + attendee + ": " + (reply.detail || reply.error)); return; }
+      admitted += 1;
+    }
+    this.say(admitted === 1 ? "1 person is in the session." : admitted + " people are in the session.");
+  }
+
+  _waiting() {
+    const room = this.visit.room;
+    const all = [...room.endpoints, ...(room.waiting || [])];
+    return all.flatMap((e) => e.attendees.filter((a) => a.status === "waiting").map((a) => [e, a]));
+  }
 
   async _click(event) {
     const button = event.target.closest("button[data-action]");
@@ -80,13 +99,26 @@ export class HostPanel {
     lock.textContent = room.locked ? "Unlock" : "Lock";
     lock.setAttribute("aria-pressed", String(room.locked));
     const all = [...room.endpoints, ...(room.waiting || [])];
-    const waiting = all.flatMap((e) => e.attendees.filter((a) => a.status === "waiting").map((a) => [e, a]));
-    const inCall = room.endpoints.filter((e) => e.attendees.some((a) => a.status !== "waiting"));
+    const waiting = this._waiting();
+    // This device first, then everyone by id (p-2 before p-10): a clinician finds a row at once.
+    const byId = (e) => (e.endpoint === room.you ? "" : (e.attendees[0] || {}).attendee || "");
+    const inCall = room.endpoints.filter((e) => e.attendees.some((a) => a.status !== "waiting"))
+      .sort((x, y) => byId(x).localeCompare(byId(y), undefined, { numeric: true }));
+    const here = new Set(all.flatMap((e) => e.attendees.map((a) => a.attendee)));
+    const roster = (this.visit.signaling && this.visit.signaling.welcome && this.visit.signaling.welcome.roster) || [];
+    const absent = roster.filter((m) => !here.has(m.attendee));
+    const present = inCall.flatMap((e) => e.attendees).filter((a) => a.status === "admitted").length;
     keepFocus(() => {
       $("waiting-count").textContent = "(" + waiting.length + ")";
       $("waiting-list").replaceChildren(...waiting.map(([e, a]) => this._waitingRow(e, a)));
       $("waiting-empty").hidden = waiting.length > 0;
+      $("admit-all").hidden = waiting.length < 2;
+      $("present-count").textContent = "(" + present + ")";
       $("people-list").replaceChildren(...inCall.map((e) => this._device(e, room.you)));
+      $("absent-count").textContent = "(" + absent.length + ")";
+      $("absent-list").replaceChildren(...absent.map((m) => el("li", { class: "person", dataset: { attendee: m.attendee } },
+        el("span", { class: "who" }, el("strong", { text: m.attendee }), " " + m.role))));
+      $("absent-title").hidden = $("absent-list").hidden = absent.length === 0;
     });
     this._announce(waiting.map(([, a]) => a.attendee),
       inCall.flatMap((e) => e.attendees).filter((a) => a.unmute_requested).map((a) => a.attendee));
@@ -104,17 +136,20 @@ export class HostPanel {
   _device(endpoint, you) {
     const shared = endpoint.attendees.length > 1;
     const mine = endpoint.endpoint === you;
+    const quality = mine ? null
+      : el("span", { class: "quality", dataset: { quality: endpoint.endpoint }, text: this._qualityText(endpoint.endpoint) });
     const people = endpoint.attendees.filter((a) => a.status !== "waiting")
-      .map((a) => this._person(a, { shared, mine }));
-    const heading = mine ? "This device (you)" : shared ? "Shared device" : "Device";
+      .map((a, i) => this._person(a, { shared, mine, quality: i === 0 ? quality : null }));
+    // One compact line per person; a head line only where it says something (a shared device,
+    // this device, a lost connection), so a group of twelve fits the console at once.
+    const heading = shared ? "Shared device" : "";
+    const lost = endpoint.connected ? null : el("span", { class: "badge warn", text: "reconnecting" });
     return el("li", { class: "device", dataset: { endpoint: endpoint.endpoint, connected: String(endpoint.connected) } },
-      el("p", { class: "device-head" }, el("span", { text: heading }),
-        endpoint.connected ? null : el("span", { class: "badge warn", text: "reconnecting" })),
-      mine ? null : el("p", { class: "quality", dataset: { quality: endpoint.endpoint }, text: this._qualityText(endpoint.endpoint) }),
+      heading || lost ? el("p", { class: "device-head" }, heading ? el("span", { text: heading }) : null, lost) : null,
       el("ul", { class: "people" }, people));
   }
 
-  _person(a, { shared, mine }) {
+  _person(a, { shared, mine, quality = null }) {
     const seated = a.role !== "clinician";
     const badges = [
       a.clinician_muted ? badge("muted by you") : a.muted ? badge("muted") : null,
@@ -127,7 +162,7 @@ export class HostPanel {
     if (seated && !mine) {
       if (!a.clinician_muted) { actions.push(button("mute", a.attendee, "Mute")); }
       else if (!a.mute_locked) { actions.push(button("unmute", a.attendee, a.unmute_requested ? "Unmute (asked)" : "Unmute")); }
-      actions.push(a.mute_locked ? button("unlock-mute", a.attendee, "Release mute lock") : button("lock-mute", a.attendee, "Lock mute"));
+      actions.push(a.mute_locked ? button("unlock-mute", a.attendee, "Release lock") : button("lock-mute", a.attendee, "Lock mute"));
       if (shared) {
         if (a.status === "absent") { actions.push(button("present", a.attendee, "Mark present")); }
         else if (!a.attested) { actions.push(button("present", a.attendee, "Confirm present", "primary")); }
@@ -136,7 +171,7 @@ export class HostPanel {
       actions.push(button("remove", a.attendee, "Remove", "danger"));
     }
     return el("li", { class: "person", dataset: { attendee: a.attendee, status: a.status } },
-      el("span", { class: "who" }, el("strong", { text: a.attendee }), " " + a.role, " ", badges),
+      el("span", { class: "who" }, el("strong", { text: a.attendee }), " " + a.role + (mine ? " (you)" : ""), " ", badges, " ", quality),
       actions.length ? el("span", { class: "actions" }, actions) : null);
   }
 
@@ -172,12 +207,13 @@ export class HostPanel {
 
   _qualityText(endpoint) {
     const q = this.quality[endpoint];
-    if (!q) { return "Connection: starting…"; }
+    // Short, to fit a compact row: the grade, round trip, frame rate, and losses when any.
+    if (!q) { return "starting…"; }
     const lost = q.recentLost || 0;
-    const parts = ["Connection: " + grade(q, lost)];
+    const parts = [grade(q, lost)];
     if (q.rttMs !== null && q.rttMs !== undefined) { parts.push(q.rttMs + " ms"); }
-    parts.push(lost + " packets lost in " + STATS_EVERY_MS / 1000 + " s");
     if (q.fps !== null && q.fps !== undefined) { parts.push(Math.round(q.fps) + " fps"); }
+    if (lost) { parts.push(lost + " packets lost in " + STATS_EVERY_MS / 1000 + " s"); }
     return parts.join(" · ");
   }
 }

@@ -49,6 +49,11 @@ export function when(iso) {
   });
 }
 
+/** A time of day in the reader's own time zone, e.g. "4:00 PM". */
+export function clock(iso) {
+  return new Date(iso).toLocaleTimeString(undefined, { hour: "numeric", minute: "2-digit" });
+}
+
 const HELP = "If you need help, contact your care team.";
 
 /** Plain-language lines for a refusal code (from the REST API, a connect_error or an ack). */

@@ -193,7 +193,9 @@ async function quality(pc) {
       out.rttMs = Math.round(s.currentRoundTripTime * 1000);
     } else if (s.type === "inbound-rtp") {
       out.packetsLost += Math.max(0, s.packetsLost || 0);
-      if (s.kind === "video") {
+      if (s.kind === "audio") {
+        out.audioLevel = Math.max(out.audioLevel || 0, s.audioLevel || 0);
+      } else if (s.kind === "video") {
         out.fps = s.framesPerSecond ?? out.fps;
         out.framesDecoded += s.framesDecoded || 0;
         out.videoWidth = Math.max(out.videoWidth, s.frameWidth || 0);

@@ -3,14 +3,14 @@
 // console (host.js) listens to the same visit.
 
 import { $, fillSelect, paragraphs, showStage } from "./dom.js";
-import { problemLines, readToken, verifyLink, when } from "./link.js";
+import { clock, problemLines, readToken, verifyLink, when } from "./link.js";
 import { LevelMeter, LocalMedia } from "./media.js";
 import { Signaling } from "./signaling.js";
 import { Mesh } from "./mesh.js";
 import { CallView, showSelf } from "./call.js";
 
 const ROLE_WORDS = { patient: "a patient", guest: "a family guest", clinician: "the clinician" };
-const KIND_WORDS = { individual: "an individual", couples: "a couples", group: "a group" };
+const KIND_WORDS = { individual: "Individual session", couples: "Couples session", group: "Group session" };
 
 const BYE_WORDS = {
   removed: ["You have been removed from this session",
@@ -45,6 +45,7 @@ export class Visit extends EventTarget {
     this.info = null;                 // /api/links/verify
     this.media = new LocalMedia();
     this.meter = new LevelMeter($("level"));
+    this.waitingMeter = new LevelMeter($("waiting-level"));
     this.signaling = null;
     this.room = null;
     this.mesh = new Mesh({
@@ -105,12 +106,19 @@ export class Visit extends EventTarget {
 
   _describeLink() {
     const info = this.info;
+    // Short: on a phone the Join button must stay above the fold.
+    const kind = KIND_WORDS[info.kind] || "A session";
     const lines = [
-      "This link is for " + (ROLE_WORDS[info.role] || info.role) + " at " + (KIND_WORDS[info.kind] || "a") +
-        " session, starting " + when(info.starts_at) + ".",
+      kind + (info.role === "patient" ? "" : " (you are " + (ROLE_WORDS[info.role] || info.role) + ")") +
+        ", " + when(info.starts_at) + ".",
     ];
     if (info.session_status === "scheduled") { lines.push("You can check your camera now; the waiting room opens when you join."); }
     paragraphs($("link-info"), lines);
+    if (info.clinic) { $("brand").textContent = info.clinic; }
+    const who = info.clinicians && info.clinicians.length ? info.clinicians.join(" or ") : "Your clinician";
+    $("waiting-who").textContent = (info.clinic ? "Welcome to " + info.clinic + ". " : "") +
+      who + " will let you in soon. Please keep this page open.";
+    $("waiting-when").textContent = "Your session: " + when(info.starts_at) + " to " + clock(info.ends_at) + ".";
   }
 
   // --- devices ------------------------------------------------------------------------
@@ -208,6 +216,7 @@ export class Visit extends EventTarget {
       this.reported = welcome.resumed ? null : "video";
     }
     this._reportModality();
+    this._followSpeaker();
     this.dispatchEvent(new CustomEvent("welcome", { detail: { welcome } }));
   }
 
@@ -217,6 +226,9 @@ export class Visit extends EventTarget {
     if (room.admitted) { showStage("call"); } else { showStage("waiting"); }
     const people = mine ? mine.attendees : [];
     this.media.setClinicianMuted(people.some((a) => a.clinician_muted));
+    // The microphone check goes on in the waiting room; the call draws nothing of its own.
+    if (room.admitted) { this.waitingMeter.detach(); }
+    else if (!this.waitingMeter.source) { this.waitingMeter.attach(this.media.audio); }
     this.mesh.reconcile(room);
     this.call.sync(room);
     showSelf($(room.admitted ? "self-view" : "waiting-self"), this.media.stream);
@@ -285,9 +297,11 @@ export class Visit extends EventTarget {
     $("self-label").textContent = this._selfLabel(mine ? mine.attendees : []);
   }
 
+  /** "You: Sam and Alex" on a shared device; names typed on this device only. */
   _selfLabel(people) {
     const names = people.map((a) => this.names.get(a.attendee)).filter(Boolean);
-    return names.length ? "You (" + names.join(" & ") + ")" : "You";
+    if (names.length) { return "You: " + names.join(" and "); }
+    return people.length > 1 ? "You: " + people.length + " people on this device" : "You";
   }
 
   _rememberName(attendee, name) {
@@ -364,8 +378,44 @@ export class Visit extends EventTarget {
     this.mesh.closeAll();
     this.call.clear();
     this.meter.close();
+    this.waitingMeter.close();
+    clearInterval(this._speakerTimer);
     this.media.stop();
     for (const id of ["preview", "self-view", "waiting-self"]) { $(id).srcObject = null; }
+  }
+
+  /** A two-note chime through the speaker (WebAudio: no file to fetch). */
+  testSpeaker() {
+    const Context = window.AudioContext || window.webkitAudioContext;
+    if (!Context) { $("speaker-status").textContent = "This browser cannot play a test sound."; return; }
+    const context = new Context();
+    const gain = context.createGain();
+    gain.gain.value = 0.2;
+    gain.connect(context.destination);
+    [523.25, 659.25].forEach((hz, i) => {
+      const tone = context.createOscillator();
+      tone.frequency.value = hz;
+      tone.connect(gain);
+      tone.start(context.currentTime + i * 0.35);
+      tone.stop(context.currentTime + i * 0.35 + 0.3);
+    });
+    setTimeout(() => context.close().catch(() => {}), 1200);
+    $("speaker-status").textContent = "Did you hear two notes? If not, turn your volume up or check your headphones.";
+  }
+
+  /** In a group, the loudest remote endpoint gets the large tile (from inbound audio levels). */
+  _followSpeaker() {
+    clearInterval(this._speakerTimer);
+    this._speakerTimer = setInterval(async () => {
+      if (this.call.tiles.size <= 3) { return; }
+      const stats = await this.mesh.stats();
+      let loudest = null;
+      let level = 0.02;  // below this it is room noise, not someone speaking
+      for (const [endpoint, s] of Object.entries(stats)) {
+        if ((s.audioLevel || 0) > level) { loudest = endpoint; level = s.audioLevel; }
+      }
+      if (loudest) { this.call.setActive(loudest); }
+    }, 1500);
   }
 
   /** A short message for the person, read out by screen readers. */
@@ -382,6 +432,7 @@ export class Visit extends EventTarget {
     $("join").addEventListener("click", () => this.join());
     $("take-over").addEventListener("click", () => this.join({ takeover: true }));
     $("stay-away").addEventListener("click", () => showStage("setup"));
+    $("speaker-test").addEventListener("click", () => this.testSpeaker());
     $("retry-media").addEventListener("click", () => this.openMedia());
     $("pick-audio").addEventListener("change", () => this._pick("audio"));
     $("pick-video").addEventListener("change", () => this._pick("video"));

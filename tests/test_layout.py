@@ -1,0 +1,238 @@
+"""Layout facts of the pages, read from the DOM of real Chromium at phone (390x844, 360x640) and
+laptop (1366x768) sizes, with a screenshot of each scene into ``SCREENSHOTS_DIR`` (default
+``screenshots/`` in the checkout, git-ignored; `make screenshots` runs this file): the join
+button above the fold, the call's controls always on screen and never covered, the waiting
+room's facts, a 13-person group, every roster row of the console visible at once. Each scene
+also passes axe-core (no serious or critical violation) and keyboard reach with visible focus.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from playwright.async_api import Page
+
+from rooms.tokens import StaffRole, issue_staff_token
+from tests.a11y import keyboard_misses, serious_violations
+from tests.browser import Browsers, says, shows, stage
+from tests.served import ServedNode, token_of
+from tests.signaling_harness import SECRET, Client
+
+ROOT = Path(__file__).resolve().parent.parent
+SHOTS = Path(os.environ.get("SCREENSHOTS_DIR") or ROOT / "screenshots")
+PHONES = {"390x844": {"width": 390, "height": 844}, "360x640": {"width": 360, "height": 640}}
+LAPTOP = {"1366x768": {"width": 1366, "height": 768}}
+CLINIC = "Riverside Health"
+#: Words that would tell a reader what the program treats: never on a patient's page unless
+#: the clinic's own name says it.
+FOCUS_WORDS = ("addiction", "substance", "alcohol", "drug", "opioid", "recovery", "rehab",
+               "detox", "mental health", "psychiatr", "iop", "intensive outpatient")  # fmt: skip
+
+
+@pytest.fixture
+async def served(tmp_path: Path) -> AsyncIterator[ServedNode]:
+    node = await ServedNode.start(tmp_path, name="n-1", HOMEROOM_CLINIC_NAME=CLINIC)
+    yield node
+    await node.stop()
+
+
+def admin_token() -> str:
+    return issue_staff_token(
+        SECRET, StaffRole.ADMIN, "admin-1", datetime.now(UTC), timedelta(hours=1)
+    )
+
+
+async def enroll(served: ServedNode, patient: str, clinician: str, name: str) -> None:
+    """The patient's care team names their clinician (what the waiting room shows)."""
+    body = {"care_team": [{"clinician": clinician, "function": "individual_therapist",
+                           "display_name": name}]}  # fmt: skip
+    headers = {"Authorization": f"Bearer {admin_token()}"}
+    url = f"{served.url}/api/patients/{patient}/link"
+    async with aiohttp.ClientSession() as http, http.post(url, json=body, headers=headers) as r:
+        assert r.status == 201, await r.text()
+
+
+async def snap(page: Page, name: str, sizes: dict[str, dict[str, int]]) -> None:
+    """What the person sees (the viewport, not the whole page) at each size."""
+    SHOTS.mkdir(parents=True, exist_ok=True)  # noqa: ASYNC240 (once, before the screenshots)
+    for label, size in sizes.items():
+        await page.set_viewport_size(size)  # type: ignore[arg-type]
+        await page.evaluate("() => window.scrollTo(0, 0)")
+        await page.screenshot(path=str(SHOTS / f"{name}-{label}.png"))
+
+
+async def box(page: Page, selector: str) -> dict[str, float]:
+    found = await page.locator(selector).first.bounding_box()
+    assert found is not None, f"{selector} is not displayed"
+    return dict(found)
+
+
+async def in_viewport(page: Page, selector: str) -> None:
+    """``selector`` is wholly on screen without scrolling (from the top of the page)."""
+    b, view = await box(page, selector), page.viewport_size
+    assert view is not None
+    inside = (
+        b["x"] >= 0
+        and b["y"] >= 0
+        and b["x"] + b["width"] <= view["width"] + 0.5
+        and b["y"] + b["height"] <= view["height"] + 0.5
+    )
+    assert inside, f"{selector} at {b} is not inside the {view} viewport"
+
+
+def overlap(a: dict[str, float], b: dict[str, float]) -> bool:
+    return not (
+        a["x"] + a["width"] <= b["x"]
+        or b["x"] + b["width"] <= a["x"]
+        or a["y"] + a["height"] <= b["y"]
+        or b["y"] + b["height"] <= a["y"]
+    )
+
+
+async def accessible(page: Page, what: str) -> None:
+    """No serious or critical axe-core violation; every control reached by Tab, visibly."""
+    violations = await serious_violations(page)
+    assert not violations, f"{what}: {violations}"
+    missed, unseen = await keyboard_misses(page)
+    assert not missed, f"{what}: not reachable by keyboard: {missed}"
+    assert not unseen, f"{what}: focus not visible on: {unseen}"
+
+
+async def names_no_focus(page: Page) -> None:
+    text = (await page.locator("body").inner_text()).lower().replace(CLINIC.lower(), "")
+    title = (await page.title()).lower()
+    for word in FOCUS_WORDS:
+        assert word not in f"{text} {title}".split() and f" {word}" not in f" {text} {title}", word
+
+
+INDIVIDUAL: dict[str, Any] = {
+    "kind": "individual",
+    "roster": [{"attendee": "c-17", "role": "clinician"}, {"attendee": "p-201", "role": "patient"}],
+}
+
+
+async def test_the_patient_page_on_a_phone(served: ServedNode, browsers: Browsers) -> None:
+    await enroll(served, "p-201", "c-17", "Dr. Rivera")
+    created = await served.create_session(INDIVIDUAL)
+    host = await browsers.open(f"{served.url}/host#t={token_of(created, 'c-17')}", "host")
+    await stage(host, "setup")
+    await host.get_by_role("button", name="Join the session").click()
+    await stage(host, "call")
+    patient = await browsers.open(f"{served.url}/join#t={token_of(created, 'p-201')}", "patient")
+    await stage(patient, "setup")
+    await patient.wait_for_function("() => !document.getElementById('join').disabled")
+    for label, size in PHONES.items():
+        await patient.set_viewport_size(size)  # type: ignore[arg-type]
+        await patient.evaluate("() => window.scrollTo(0, 0)")
+        await in_viewport(patient, "#join")  # above the fold
+        await says(patient, "#brand", CLINIC)
+        await snap(patient, "join", {label: size})
+    await names_no_focus(patient)
+    await accessible(patient, "device check")
+
+    await patient.get_by_role("button", name="Join the session").click()
+    await stage(patient, "waiting")
+    await shows(patient, "#waiting-who", f"Welcome to {CLINIC}. Dr. Rivera will let you in soon")
+    await shows(patient, "#waiting-when", "Your session:")
+    await patient.wait_for_function("() => document.getElementById('waiting-self').videoWidth > 0")
+    await patient.wait_for_function("() => document.getElementById('waiting-level').value > 0.05")
+    await patient.get_by_role("button", name="Play a test sound").click()
+    await shows(patient, "#speaker-status", "Did you hear two notes?")
+    for label, size in PHONES.items():
+        await patient.set_viewport_size(size)  # type: ignore[arg-type]
+        await in_viewport(patient, "#speaker-test")
+        await snap(patient, "waiting-room", {label: size})
+    await snap(patient, "waiting-room", LAPTOP)
+    await names_no_focus(patient)
+    await accessible(patient, "waiting room")
+
+    await host.locator('#waiting-list [data-action="admit"][data-attendee="p-201"]').click()
+    await stage(patient, "call")
+    await host.locator('#people-list [data-action="mute"][data-attendee="p-201"]').click()
+    await shows(patient, "#muted-notice", "muted by your clinician")
+    await shows(patient, "#notice", "Your clinician muted your microphone")
+    for label, size in {**PHONES, **LAPTOP}.items():
+        await patient.set_viewport_size(size)  # type: ignore[arg-type]
+        for control in ("#mic", "#camera", "#leave"):
+            await in_viewport(patient, control)
+        bar = await box(patient, ".toolbar")
+        for notice in ("#muted-notice", "#notice"):
+            assert not overlap(await box(patient, notice), bar), f"{notice} covers the controls"
+        # Scrolled to the end (the partner form on a phone) the controls are still there.
+        await patient.evaluate("() => window.scrollTo(0, document.body.scrollHeight)")
+        await in_viewport(patient, "#leave")
+        await patient.evaluate("() => window.scrollTo(0, 0)")
+        await snap(patient, "call-muted", {label: size})
+    await names_no_focus(patient)
+    await accessible(patient, "call")
+
+
+def group(patients: int) -> dict[str, Any]:
+    roster = [{"attendee": "c-17", "role": "clinician"}]
+    roster += [{"attendee": f"p-{n}", "role": "patient"} for n in range(1, patients + 1)]
+    return {"kind": "group", "purpose": "therapy_group", "roster": roster}
+
+
+async def test_a_13_person_group_on_the_console_and_a_phone(
+    served: ServedNode, browsers: Browsers
+) -> None:
+    created = await served.create_session(group(12))
+    host = await browsers.open(f"{served.url}/host#t={token_of(created, 'c-17')}", "host")
+    await host.set_viewport_size(LAPTOP["1366x768"])  # type: ignore[arg-type]
+    await stage(host, "setup")
+    await host.get_by_role("button", name="Join the session").click()
+    await stage(host, "call")
+    await says(host, "#absent-count", "(12)")  # everyone expected, nobody here yet
+
+    # Eleven patients join through signaling (no media: their tiles stay dark), one in Chromium.
+    others = [
+        await Client(served.url).connect(token=token_of(created, f"p-{n}")) for n in range(2, 13)
+    ]
+    try:
+        patient = await browsers.open(f"{served.url}/join#t={token_of(created, 'p-1')}", "p-1")
+        await stage(patient, "setup")
+        await patient.get_by_role("button", name="Join the session").click()
+        await stage(patient, "waiting")
+        await says(host, "#waiting-count", "(12)")
+        await host.get_by_role("button", name="Admit everyone waiting").click()
+        await says(host, "#present-count", "(13)")  # twelve patients and the clinician
+        await says(host, "#waiting-count", "(0)")
+        assert await host.locator("#absent-list").is_hidden()
+
+        # The console: all thirteen rows (twelve patients and the clinician) on screen at once.
+        rows = host.locator("#people-list li.person")
+        assert await rows.count() == 13
+        await snap(host, "console-group", LAPTOP)
+        for n in range(13):
+            await in_viewport(host, f"#people-list li.person >> nth={n}")
+        await accessible(host, "console")
+
+        # The patient's phone: the speaker large, pages of small tiles, the controls on screen.
+        await stage(patient, "call")
+        await patient.locator("#remotes .tile").nth(11).wait_for(state="attached")
+        assert await patient.locator("#remotes .tile").count() == 12
+        for label, size in PHONES.items():
+            await patient.set_viewport_size(size)  # type: ignore[arg-type]
+            assert await patient.locator("#remotes .tile.speaker").count() == 1
+            assert await patient.locator("#remotes .tile:not([hidden])").count() == 7
+            await shows(patient, ".pager-status", "Page 1 of 2")
+            for control in ("#mic", "#camera", "#leave"):
+                await in_viewport(patient, control)
+            await snap(patient, "group", {label: size})
+        await patient.get_by_role("button", name="Next").click()
+        await shows(patient, ".pager-status", "Page 2 of 2")
+        await snap(patient, "group-page-2", {"390x844": PHONES["390x844"]})
+        await patient.set_viewport_size(LAPTOP["1366x768"])  # type: ignore[arg-type]
+        assert await patient.locator("#remotes .tile:not([hidden])").count() == 12
+        assert await patient.locator(".pager").is_hidden()
+        await snap(patient, "group", LAPTOP)
+        await accessible(patient, "group call")
+    finally:
+        for client in others:
+            await client.close()
