@@ -32,6 +32,8 @@ log = structlog.get_logger("homeroom.media")
 SendOffer = Callable[[str], Awaitable[str]]
 #: Give the forwarder our answer to its subscription offer.
 SendAnswer = Callable[[str], Awaitable[None]]
+#: Ask the forwarder for a fresh subscription (a new receiving connection).
+Resubscribe = Callable[[], Awaitable[None]]
 
 
 class ForwardedMedia:
@@ -45,6 +47,7 @@ class ForwardedMedia:
         send_offer: SendOffer,
         send_answer: SendAnswer,
         received: dict[str, PeerStats] | None = None,
+        resubscribe: Resubscribe | None = None,
     ) -> None:
         # Max-bundle: the forwarder bundles every m-line on one transport. Under aiortc's
         # default (balanced) policy, the second and later video m-lines of one offer stay on
@@ -55,6 +58,9 @@ class ForwardedMedia:
         )
         self._media = media
         self._send_offer, self._send_answer = send_offer, send_answer
+        self._resubscribe = resubscribe
+        #: mids whose stream ended (Janus sent BYE): aiortc cannot receive on them again.
+        self._retired: set[str] = set()
         self.publisher: RTCPeerConnection | None = None
         self.subscriber: RTCPeerConnection | None = None
         self._tracks: dict[str, Any] = {}
@@ -94,8 +100,14 @@ class ForwardedMedia:
         async with self._inbox:
             if self._closed:
                 return
-            for stream in streams:
-                self._owners[str(stream["mid"])] = str(stream["endpoint"])
+            active = {str(s["mid"]): str(s["endpoint"]) for s in streams}
+            if self._resubscribe is not None and self._retired & set(active):
+                # The forwarder reuses an ended m-line for a newcomer; aiortc's receiver of
+                # that m-line stopped for good, so start a fresh receiving connection.
+                await self._restart_subscription()
+                return
+            self._retired |= set(self._owners) - set(active)
+            self._owners.update(active)
             if self.subscriber is None:
                 self.subscriber = RTCPeerConnection(self._config)
                 self.subscriber.on("track", self._on_track)
@@ -103,6 +115,14 @@ class ForwardedMedia:
             await pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="offer"))
             await pc.setLocalDescription(await pc.createAnswer())
             await self._send_answer(pc.localDescription.sdp)
+
+    async def _restart_subscription(self) -> None:
+        assert self._resubscribe is not None
+        old, self.subscriber = self.subscriber, None
+        self._owners, self._retired = {}, set()
+        if old is not None:
+            await old.close()
+        await self._resubscribe()
 
     async def outbound_video_streams(self) -> int:
         """Video RTP streams this endpoint uploads (one, whatever the group size)."""

@@ -97,6 +97,10 @@ class Forwarder(Protocol):
         """The endpoint's answer to its last subscription offer."""
         ...
 
+    async def resubscribe(self, session: str, endpoint: str) -> None:
+        """Replace the endpoint's receiving connection with a fresh one (a new offer follows)."""
+        ...
+
     async def trickle(
         self, session: str, endpoint: str, role: PeerRole, candidate: IceCandidateInit
     ) -> None: ...

@@ -307,6 +307,7 @@ class Participant:
             send_offer=self._publish_offer,
             send_answer=self._send_answer,
             received=self._received,
+            resubscribe=self._resubscribe,
         )
         self._forwarded = media
         self._apply_sending()
@@ -339,6 +340,11 @@ class Participant:
         reply = await self.call("media_answer", {"description": {"type": "answer", "sdp": sdp}})
         if not reply.get("ok"):
             self._log.info("answer_refused", code=reply.get("error"))
+
+    async def _resubscribe(self) -> None:
+        reply = await self.call("media_resubscribe")
+        if not reply.get("ok"):
+            self._log.info("resubscribe_refused", code=reply.get("error"))
 
     def _on_media_offer(self, data: dict[str, Any]) -> None:
         if self._forwarded is not None:

@@ -35,7 +35,9 @@ from signaling.handlers import Conn
 log = structlog.get_logger("homeroom.signaling")
 
 Send = Callable[[str, dict[str, Any], str | None], Awaitable[None]]
-EVENTS = frozenset({"media_publish", "media_answer", "media_candidate", "media_layer"})
+EVENTS = frozenset(
+    {"media_publish", "media_answer", "media_resubscribe", "media_candidate", "media_layer"}
+)
 
 #: The forwarder's error codes (media.janus.errors) as the errors clients are sent.
 _ERRORS: dict[str, type[HomeroomError]] = {
@@ -82,6 +84,8 @@ class GroupMedia:
             return p.ok(description={"type": "answer", "sdp": answer})
         if isinstance(msg, p.MediaAnswer):
             await forwarder.answer(session, endpoint, msg.description.sdp)
+        elif isinstance(msg, p.MediaResubscribe):
+            await forwarder.resubscribe(session, endpoint)
         elif isinstance(msg, p.MediaCandidate):
             candidate = IceCandidateInit(
                 msg.candidate.candidate, msg.candidate.sdpMid, msg.candidate.sdpMLineIndex

@@ -135,6 +135,11 @@ class MediaAnswer(Message):
         return self
 
 
+class MediaResubscribe(Message):
+    """Replace this endpoint's receiving connection with a fresh one: the server sends a new
+    ``media_offer`` for a new connection (close the old one)."""
+
+
 class MediaCandidate(Message):
     """A trickled ICE candidate for the publishing or the receiving connection (an empty
     ``candidate`` string ends the candidates)."""
@@ -171,6 +176,7 @@ CLIENT_EVENTS: dict[str, type[Message]] = {
     "leave": Empty,
     "media_publish": MediaPublish,
     "media_answer": MediaAnswer,
+    "media_resubscribe": MediaResubscribe,
     "media_candidate": MediaCandidate,
     "media_layer": MediaLayer,
 }

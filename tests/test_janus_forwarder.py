@@ -56,16 +56,22 @@ async def forwarder(janus: JanusProcess) -> AsyncIterator[JanusForwarder]:
 
 async def _member(fwd: JanusForwarder, session: str, endpoint: str) -> Member:
     closed: list[str] = []
+    tasks: set[asyncio.Future[None]] = set()
     media = ForwardedMedia(
         rtc_configuration([]),
         LocalMedia(SPEC),
         send_offer=lambda sdp: fwd.publish(session, endpoint, sdp),
         send_answer=lambda sdp: fwd.answer(session, endpoint, sdp),
+        resubscribe=lambda: fwd.resubscribe(session, endpoint),
     )
 
     async def on_offer(offer: SubscriptionOffer) -> None:
+        # Handed over, as a socket would: the endpoint's answer (or its request for a fresh
+        # subscription) comes back as a separate call, never inside the forwarder's relay.
         streams = [{"mid": s.mid, "endpoint": s.endpoint} for s in offer.streams]
-        await media.on_offer(offer.sdp, streams)
+        task = asyncio.ensure_future(media.on_offer(offer.sdp, streams))
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
 
     async def on_closed(reason: str) -> None:
         closed.append(reason)
@@ -231,3 +237,26 @@ async def _silence(
         elif loop.time() - since >= window:
             return True
     pytest.fail(f"{what} never stopped")
+
+
+async def test_newcomer_after_a_departure_is_received(forwarder: JanusForwarder) -> None:
+    # Janus reuses the m-lines of a feed that left for the next one that comes; the aiortc
+    # endpoint asks for a fresh subscription then, and receives the newcomer.
+    session = "s-" + secrets.token_hex(4)
+    await forwarder.open_room(session, publishers=14)
+    members = [await _member(forwarder, session, f"e-turn{i}") for i in range(3)]
+    try:
+        await until(lambda: _everyone_hears_everyone(members), "everyone hears everyone")
+        gone = members.pop()
+        await gone.media.close()
+        await forwarder.leave(session, gone.endpoint)
+        members.append(await _member(forwarder, session, "e-turn3"))
+        await until(
+            lambda: _everyone_hears_everyone(members),
+            "the newcomer is received by those who stayed",
+            detail=lambda: _report(members),
+        )
+    finally:
+        for member in members:
+            await member.media.close()
+        await forwarder.close_room(session)

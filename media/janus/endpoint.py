@@ -98,6 +98,16 @@ class JanusEndpoint:
             raise JanusError(None, "no subscription offer to answer")
         await self.subscriber.send_async(Start().body(), Jsep(type="answer", sdp=answer_sdp))
 
+    async def resubscribe(self) -> None:
+        """Drop the subscription and make a fresh one of the same feeds (new offer)."""
+        async with self._lock:
+            old, self.subscriber = self.subscriber, None
+            self._subscribed = set()
+            self.streams = ()
+            if old is not None:
+                await old.detach()
+        await self._sync()
+
     def video_mids_of(self, endpoint: str) -> list[str]:
         """The subscription's mids carrying ``endpoint``'s video."""
         return [s.mid for s in self.streams if s.endpoint == endpoint and s.kind == "video"]

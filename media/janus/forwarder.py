@@ -156,6 +156,9 @@ class JanusForwarder:
     async def answer(self, session: str, endpoint: str, answer_sdp: str) -> None:
         await self._member(session, endpoint).answer(answer_sdp)
 
+    async def resubscribe(self, session: str, endpoint: str) -> None:
+        await self._member(session, endpoint).resubscribe()
+
     async def trickle(
         self, session: str, endpoint: str, role: PeerRole, candidate: IceCandidateInit
     ) -> None:
