@@ -26,6 +26,9 @@ class Params:
     #: Attendance: ledger events of the generated month, and Redis writes per figure.
     events: int = 1_000_000
     redis_writes: int = 5000
+    #: Room views: patients joining one waiting room (then four times as many; a roster
+    #: holds at most 200).
+    view_joins: int = 40
     #: Profiler: seconds of samples under saturation.
     profile_seconds: float = 20.0
 
@@ -42,4 +45,5 @@ QUICK = replace(
     events=50_000,
     redis_writes=500,
     profile_seconds=5.0,
+    view_joins=10,
 )

@@ -20,6 +20,8 @@ from typing import Any
 
 import aiohttp
 
+from signaling.deltas import apply_delta
+
 View = dict[str, Any]
 Predicate = Callable[[View], bool]
 
@@ -49,6 +51,9 @@ class Endpoint:
         #: The ``welcome`` the server pushes as it accepts the connection (Homeroom).
         self.welcome: dict[str, Any] | None = None
         self.events = 0
+        #: Bytes of every text frame received (the views' cost to a client).
+        self.received = 0
+        self._refetches: set[asyncio.Future[None]] = set()
 
     async def connect(self, auth: dict[str, Any]) -> Any:
         """Open the websocket and connect to the default namespace; returns the ``40`` body."""
@@ -93,6 +98,7 @@ class Endpoint:
         try:
             async for msg in ws:
                 if msg.type is aiohttp.WSMsgType.TEXT:
+                    self.received += len(msg.data)
                     if msg.data == "2":
                         await ws.send_str("3")
                     elif msg.data.startswith("4"):
@@ -107,6 +113,8 @@ class Endpoint:
             name, *args = json.loads(text[_digits_end(text, 2) :])
             if name == "room" and args:
                 self.see(args[0])
+            elif name == "room_delta" and args:
+                self._on_delta(args[0])
             elif name == "welcome" and args:
                 self.welcome = args[0]
         elif kind == "3":
@@ -121,6 +129,24 @@ class Endpoint:
                 self._connected.set_result(body)
             else:
                 self._connected.set_exception(Refused(body))
+
+    def _on_delta(self, delta: View) -> None:
+        """A change to the view held (docs/protocol.md); the whole view when it does not fit."""
+        if self.view is not None and delta["version"] <= self.view.get("version", 0):
+            return
+        view = apply_delta(self.view, delta) if self.view is not None else None
+        if view is not None:
+            self.see(view)
+            return
+
+        async def whole() -> None:
+            answer = await self.call("hello")
+            if isinstance(answer, dict) and "room" in answer:
+                self.see(answer["room"])
+
+        task = asyncio.ensure_future(whole())
+        self._refetches.add(task)
+        task.add_done_callback(self._refetches.discard)
 
     def see(self, view: View) -> None:
         """Take ``view`` as the newest room view unless a newer one is already here."""

@@ -23,6 +23,7 @@ from media.errors import JoinRefused
 from media.forwarded import ForwardedMedia
 from media.negotiation import LocalMedia, PeerLink, rtc_configuration
 from media.reception import PeerStats, count_frames
+from media.room_delta import apply_delta
 from media.synthetic import MediaSpec
 
 log = structlog.get_logger("homeroom.media")
@@ -195,6 +196,7 @@ class Participant:
         # after a move); a ``bye`` or ``moving`` only from the current one.
         client.on("welcome", self._on_welcome)
         client.on("room", self._on_room)
+        client.on("room_delta", lambda delta: self._on_room_delta(client, delta))
         client.on("signal", self._on_signal)
         client.on("media_offer", self._on_media_offer)
         client.on("media_reset", self._on_media_reset)
@@ -260,6 +262,21 @@ class Participant:
 
     def _on_refused(self, data: Any = None) -> None:
         self._refusal = data if isinstance(data, dict) else {}
+
+    def _on_room_delta(self, client: socketio.AsyncClient, delta: dict[str, Any]) -> None:
+        if self._room is not None and delta["version"] <= self._room["version"]:
+            return  # late
+        view = apply_delta(self._room, delta) if self._room is not None else None
+        if view is not None:
+            self._on_room(view)
+            return
+
+        async def whole() -> None:  # not on top of our view: ask for the whole one
+            reply = await client.call("hello", {}, timeout=self._timeout)
+            if isinstance(reply, dict) and "room" in reply:
+                self._on_room(reply["room"])
+
+        self._spawn(whole())
 
     def _on_room(self, view: dict[str, Any]) -> None:
         if self._room is not None and view["version"] <= self._room["version"]:

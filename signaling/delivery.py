@@ -7,6 +7,7 @@ from collections import OrderedDict
 from rooms.ids import EndpointId, SessionId
 from rooms.ledger import EventKind, LedgerEvent
 from rooms.state import SessionState
+from signaling.deltas import room_delta
 from signaling.views import View, room_views
 
 _BYE_FOR: dict[EventKind, str] = {EventKind.REMOVED: "removed", EventKind.DENIED: "denied"}
@@ -33,11 +34,24 @@ class RecentViews:
             self._by_session.move_to_end(session)
             return found[1]
         views = room_views(state)
+        if found is not None and found[0] == state.version - 1:
+            _keep_unchanged(found[1], views)
         self._by_session[session] = (state.version, views)
         self._by_session.move_to_end(session)
         if len(self._by_session) > self._size:
             self._by_session.popitem(last=False)
         return views
+
+
+def _keep_unchanged(old: dict[EndpointId, View], new: dict[EndpointId, View]) -> None:
+    """Give each view the change left alone its previous object, version included: a view's
+    version is the store version at which its content last changed (signaling.deltas). Only
+    from the version just before: views of versions this node skipped may have changed and
+    changed back."""
+    for endpoint, view in new.items():
+        kept = old.get(endpoint)
+        if kept is not None and {**kept, "version": 0} == {**view, "version": 0}:
+            new[endpoint] = kept
 
 
 class Before:
@@ -54,9 +68,18 @@ class Before:
         self.connections = {e.id: e.connection for e in state.endpoints.values()}
         self._views = self._recent.of(state)
 
+    def message(self, endpoint: EndpointId, view: View) -> tuple[str, View]:
+        """What to send ``endpoint`` for its new ``view``: the change from the view it had
+        (``room_delta``), or the whole view (``room``) when there is no earlier one."""
+        seen = self._views.get(endpoint)
+        delta = room_delta(seen, view) if seen is not None else None
+        return ("room", view) if delta is None else ("room_delta", delta)
+
     def saw(self, endpoint: EndpointId, view: View) -> bool:
         """Whether ``endpoint`` already had this view (the version aside)."""
         seen = self._views.get(endpoint)
+        if seen is view:
+            return True
         # Compared with the version set alike: two dict copies, no Python-level loop.
         return seen is not None and {**seen, "version": 0} == {**view, "version": 0}
 

@@ -247,6 +247,29 @@ class Room(Message):
     waiting: list[EndpointView] = []
 
 
+class RoomDelta(Message):
+    """What changed in this endpoint's ``room`` view since the view at version ``base``.
+
+    Apply it to a view whose version ``c`` has ``base <= c < version``: take the top-level
+    fields, drop the endpoints in ``gone`` / ``waiting_gone``, add or replace those in
+    ``endpoints`` / ``waiting`` (endpoints sorted by id; the waiting room in ``waiting_order``
+    when given, else its old order with new arrivals last). Any other view: send ``hello``
+    for the whole view.
+    """
+
+    version: int
+    base: int
+    status: str
+    locked: bool
+    you: str
+    admitted: bool
+    endpoints: list[EndpointView]
+    gone: list[str]
+    waiting: list[EndpointView]
+    waiting_gone: list[str]
+    waiting_order: list[str] | None = None
+
+
 class SignalRelay(Message):
     """A Signal from another endpoint, with ``from`` in place of ``to``."""
 
@@ -303,6 +326,7 @@ class MediaReset(Message):
 SERVER_EVENTS: dict[str, type[Message]] = {
     "welcome": Welcome,
     "room": Room,
+    "room_delta": RoomDelta,
     "signal": SignalRelay,
     "bye": Bye,
     "moving": Moving,

@@ -390,7 +390,7 @@ class SignalingServer:
             view = views[endpoint.id]
             if before.saw(endpoint.id, view):
                 continue
-            await self._send("room", view, endpoint.connection)
+            await self._send(*before.message(endpoint.id, view), endpoint.connection)
         for endpoint_id, reason in closed_by(state, events).items():
             connection = before.connections.get(endpoint_id)
             await self._send("bye", p.Bye(reason=reason).model_dump(), connection)

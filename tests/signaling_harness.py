@@ -18,6 +18,7 @@ from rooms.service import CreateSession, Rooms
 from rooms.state import SessionState
 from rooms.store import SessionStore
 from rooms.tokens import issue_link_token
+from signaling.deltas import apply_delta
 from signaling.ice import TurnConfig
 from signaling.protocol import SERVER_EVENTS
 from signaling.server import SignalingConfig, SignalingServer
@@ -102,6 +103,9 @@ class Client:
         self.sio.on("room", self._on("room", self.rooms))
         self.sio.on("signal", self._on("signal", self.signals))
         self.sio.on("bye", self._on("bye", self.byes))
+        #: Every ``room_delta`` received; each is applied, and the view it makes is in rooms.
+        self.deltas: list[dict[str, Any]] = []
+        self.sio.on("room_delta", self._on_delta)
 
     def _on(self, event: str, into: list[dict[str, Any]]) -> Callable[[Any], None]:
         model = SERVER_EVENTS[event]
@@ -114,6 +118,20 @@ class Client:
                 self._welcomed.set()
 
         return record
+
+    async def _on_delta(self, delta: dict[str, Any]) -> None:
+        SERVER_EVENTS["room_delta"].model_validate(delta)
+        self.deltas.append(delta)
+        mine = [r for r in self.rooms if r["you"] == delta["you"]]
+        current = max(mine, key=lambda r: r["version"]) if mine else None
+        if current is not None and delta["version"] <= current["version"]:
+            return  # late: a newer view is here already
+        view = apply_delta(current, delta) if current is not None else None
+        if view is None:  # not on top of what we hold: ask for the whole view, as pages do
+            reply = await self.sio.call("hello", {}, timeout=5)
+            view = reply["room"]
+        SERVER_EVENTS["room"].model_validate(view)
+        self.rooms.append(view)
 
     async def connect(self, **auth: Any) -> Client:
         """Connect; the server pushes ``welcome`` and the first ``room`` view unasked."""

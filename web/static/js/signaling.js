@@ -73,6 +73,7 @@ export class Signaling extends EventTarget {
     s.on("connect_error", current((err) => this._refused(err)));
     s.on("disconnect", (reason) => this._dropped(s, reason));
     s.on("room", (room) => this._room(room));
+    s.on("room_delta", (delta) => this._delta(s, delta));
     s.on("signal", (signal) => this.dispatchEvent(new CustomEvent("signal", { detail: { signal } })));
     s.on("bye", current((bye) => this._bye(bye)));
     s.on("moving", current(() => this._move()));
@@ -156,6 +157,17 @@ export class Signaling extends EventTarget {
     this.dispatchEvent(new CustomEvent("room", { detail: { room } }));
   }
 
+  /** A change to our view (docs/protocol.md): applied on top of the view we hold, or, when it
+   * does not fit it (a missed or reordered message), the whole view is asked for again. */
+  _delta(s, delta) {
+    if (this.room && delta.version <= this.room.version) { return; }  // late
+    const room = this.room && applyDelta(this.room, delta);
+    if (room) { this._room(room); return; }
+    s.timeout(ACK_TIMEOUT_MS).emit("hello", {}, (err, reply) => {
+      if (!err && reply && reply.room) { this._room(reply.room); }
+    });
+  }
+
   _refused(err) {
     const data = err && err.data;
     if (!data || !data.error) { return; }  // the network, not the server: socket.io retries
@@ -217,4 +229,29 @@ export class Signaling extends EventTarget {
     this.state = state;
     this.dispatchEvent(new CustomEvent("state", { detail: { state } }));
   }
+}
+
+/** `view` with `delta` applied, or null when it does not apply (signaling/deltas.py). */
+export function applyDelta(view, delta) {
+  if (view.you !== delta.you || !(delta.base <= view.version && view.version < delta.version)) {
+    return null;
+  }
+  const gone = new Set(delta.gone);
+  const byId = new Map(view.endpoints.filter((e) => !gone.has(e.endpoint)).map((e) => [e.endpoint, e]));
+  for (const e of delta.endpoints) { byId.set(e.endpoint, e); }
+  const waitingGone = new Set(delta.waiting_gone);
+  const waiting = new Map(view.waiting.map((e) => [e.endpoint, e]));
+  for (const e of delta.waiting) { waiting.set(e.endpoint, e); }
+  let order = delta.waiting_order;
+  if (!order) {
+    order = view.waiting.map((e) => e.endpoint).filter((id) => !waitingGone.has(id));
+    const known = new Set(order);
+    for (const e of delta.waiting) { if (!known.has(e.endpoint)) { order.push(e.endpoint); } }
+  }
+  return {
+    version: delta.version, status: delta.status, locked: delta.locked, you: delta.you,
+    admitted: delta.admitted,
+    endpoints: [...byId.keys()].sort().map((id) => byId.get(id)),
+    waiting: order.map((id) => waiting.get(id)),
+  };
 }
