@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import copy
 import json
+import shutil
+import subprocess
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 
@@ -34,32 +37,32 @@ def _changed(**fields: object) -> dict[str, object]:
     return view
 
 
-@pytest.mark.parametrize(
-    "after",
-    [
-        _changed(version=5, locked=True),
-        _changed(
-            version=5,
-            waiting=[*VIEW["waiting"], {"endpoint": "e-w3", "connected": True, "attendees": []}],
-        ),
-        _changed(
-            version=6,
-            waiting=[VIEW["waiting"][1]],
-            endpoints=[
-                *VIEW["endpoints"],
-                {"endpoint": "e-w1", "connected": True, "attendees": []},
-            ],
-        ),
-        _changed(version=7, waiting=[VIEW["waiting"][1], VIEW["waiting"][0]]),
-        _changed(
-            version=5,
-            endpoints=[
-                {"endpoint": "e-a", "connected": False, "attendees": []},
-                VIEW["endpoints"][1],
-            ],
-        ),
-    ],
-)
+CHANGES = [
+    _changed(version=5, locked=True),
+    _changed(
+        version=5,
+        waiting=[*VIEW["waiting"], {"endpoint": "e-w3", "connected": True, "attendees": []}],
+    ),
+    _changed(
+        version=6,
+        waiting=[VIEW["waiting"][1]],
+        endpoints=[
+            *VIEW["endpoints"],
+            {"endpoint": "e-w1", "connected": True, "attendees": []},
+        ],
+    ),
+    _changed(version=7, waiting=[VIEW["waiting"][1], VIEW["waiting"][0]]),
+    _changed(
+        version=5,
+        endpoints=[
+            {"endpoint": "e-a", "connected": False, "attendees": []},
+            VIEW["endpoints"][1],
+        ],
+    ),
+]
+
+
+@pytest.mark.parametrize("after", CHANGES)
 def test_a_delta_applied_gives_the_whole_view(after: dict[str, object]) -> None:
     delta = room_delta(VIEW, after)
     assert delta is not None
@@ -109,3 +112,25 @@ async def test_a_clinician_follows_a_filling_waiting_room_by_deltas(node: Node) 
     assert max(sizes) < 2 * min(sizes)
     for client in [host, *joined]:
         await client.close()
+
+
+def test_the_pages_apply_deltas_as_the_server_does() -> None:
+    """web/static/js/signaling.js's applyDelta, run by Node, against signaling.deltas."""
+    node = shutil.which("node")
+    assert node is not None, "Node.js is needed (make assets installs the pages' client with it)"
+    cases = []
+    for after in CHANGES:
+        delta = room_delta(VIEW, after)
+        cases.append((VIEW, delta, apply_delta(VIEW, delta)))  # type: ignore[arg-type]
+        cases.append(({**VIEW, "version": 2}, delta, None))
+    module = (Path(__file__).resolve().parent.parent / "web/static/js/signaling.js").as_uri()
+    script = (
+        f"import {{ applyDelta }} from {json.dumps(module)};"
+        "const cases = JSON.parse(process.argv[1]);"
+        "console.log(JSON.stringify(cases.map(([v, d]) => applyDelta(v, d))));"
+    )
+    ran = subprocess.run(
+        [node, "--input-type=module", "-e", script, json.dumps(cases)],
+        capture_output=True, text=True, timeout=60, check=True,
+    )  # fmt: skip
+    assert json.loads(ran.stdout) == [expected for _, _, expected in cases]
