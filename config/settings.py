@@ -85,6 +85,9 @@ class Settings(BaseSettings):
     turn_ttl_seconds: int = Field(default=3600, ge=60, le=7 * 86400)
     #: Seconds between a node's heartbeats; a node silent for three of them counts as dead.
     heartbeat_seconds: float = Field(default=5, gt=0, le=300)
+    #: A port of its own for /metrics, unauthenticated (bind it to the monitoring network only);
+    #: unset: /metrics is on the main port, to an admin bearer token only.
+    metrics_port: int | None = Field(default=None, ge=1, le=65535)
     #: Seconds a stopping node gives its endpoints to resume on another node (SIGTERM).
     drain_seconds: float = Field(default=3, ge=0, le=30)
     #: A billing rules file (TOML, see docs/attendance.md); unset: the packaged defaults.

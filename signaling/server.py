@@ -50,6 +50,7 @@ from signaling.group import EVENTS as GROUP_EVENTS
 from signaling.group import GroupMedia
 from signaling.handlers import CHANGES, Conn
 from signaling.ice import IceRequest, TurnConfig, ice_servers
+from signaling.observer import NoObserver, SignalingObserver
 from signaling.views import View, admitted_endpoints, room_view
 from signaling.websocket import MAX_BUFFERED
 from signaling.wire import Server, TextPacket, send_local, send_local_events
@@ -122,6 +123,7 @@ class SignalingServer:
         #: Refuses a link handed out through a withdrawn standing link (rooms.program);
         #: set by the application, None where no program is served.
         self.check_via: Callable[[AttendeeId, TokenId], Awaitable[None]] | None = None
+        self.observer: SignalingObserver = NoObserver()
         #: The views last built per session, by version (the next change starts from them).
         self._views = RecentViews()
         #: Closes started by a timer (held here so they are not collected mid-way).
@@ -153,17 +155,21 @@ class SignalingServer:
             else:
                 assert request.resume is not None
                 await self._resume(sid, request.resume)
+            self.observer.connect("join" if request.token is not None else "resume")
         except ValidationError as exc:
             error = InvalidMessage(describe(exc))
             log.info("connect_refused", code=error.code, node=self.rooms.node)
+            self.observer.connect(error.code)
             raise socketio.exceptions.ConnectionRefusedError(error.code, error.to_wire()) from None
         except HomeroomError as exc:
             # The code only: the detail may quote what the client sent.
             log.info("connect_refused", code=exc.code, node=self.rooms.node)
+            self.observer.connect(exc.code)
             raise socketio.exceptions.ConnectionRefusedError(exc.code, exc.to_wire()) from None
         except Exception:
             # A bug: logged, and the client still gets an answer (every connect gets one).
             log.exception("connect_failed", node=self.rooms.node)
+            self.observer.connect("internal_error")
             failed = {"error": "internal_error", "detail": "the server could not connect you"}
             raise socketio.exceptions.ConnectionRefusedError(failed["error"], failed) from None
 
@@ -280,6 +286,11 @@ class SignalingServer:
     # --- events -------------------------------------------------------------------------
 
     async def _dispatch(self, event: str, sid: str, *args: Any) -> dict[str, Any]:
+        answer = await self._answer(event, sid, args)
+        self.observer.event(known(event), answer.get("error"))
+        return answer
+
+    async def _answer(self, event: str, sid: str, args: tuple[Any, ...]) -> dict[str, Any]:
         conn = self.local.get(sid)
         if conn is None or conn.gone:
             return NotAuthenticated("connect with a link first").to_wire()

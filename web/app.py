@@ -41,6 +41,9 @@ from web import audit, revocation, sessions, shutdown
 from web.errors import MAX_BODY_BYTES, Handler, error_middleware, from_domain, parse_body
 from web.group_media import GROUP_MEDIA, GroupMediaSetup, group_media_ctx
 from web.keys import LIMITER, PROGRAM, ROOMS, RULES, SETTINGS, SIGNALING
+from web.metered_store import metered
+from web.metrics import Metrics
+from web.metrics_http import METRICS, serve_metrics
 from web.program_routes import add_program_routes, open_program
 from web.ratelimit import limiter_for, link_attempt, staff_guard
 from web.records import attendance
@@ -139,9 +142,10 @@ def create_app(
     app[SETTINGS] = settings
     shutdown.install(app)
     app[RULES] = load_billing_rules(settings.billing_rules)
+    metrics = app[METRICS] = Metrics()
     opened = store or open_store(settings.redis_url, prefix=settings.redis_prefix)
     rooms = app[ROOMS] = Rooms(
-        opened,
+        metered(opened, metrics),
         node=NodeId(settings.node_id),
         group_capacity=settings.group_capacity,
         clock=clock,
@@ -154,6 +158,7 @@ def create_app(
     signaling.attach(app)
     program = app[PROGRAM] = open_program(settings, rooms)
     signaling.check_via = program.check_via
+    serve_metrics(app, settings, signaling)
     reaper = Reaper(
         rooms,
         interval=settings.heartbeat_seconds,
