@@ -44,6 +44,7 @@ from web.keys import LIMITER, PROGRAM, ROOMS, RULES, SETTINGS, SIGNALING
 from web.metered_store import metered
 from web.metrics import Metrics
 from web.metrics_http import METRICS, serve_metrics
+from web.openapi import openapi_json
 from web.program_routes import add_program_routes, open_program
 from web.ratelimit import limiter_for, link_attempt, staff_guard
 from web.records import attendance
@@ -200,6 +201,7 @@ def create_app(
     app.router.add_get("/api/audit/verify", audit.get_verify)
     app.router.add_post("/api/archive", audit.post_archive)
     app.router.add_post("/api/tokens/revoke", revocation.post_revoke)
+    app.router.add_get("/api/openapi.json", openapi_json)
     add_program_routes(app)
     app.router.add_get("/join", _page("join.html"))
     app.router.add_get("/host", _page("host.html"))
