@@ -34,6 +34,7 @@ _FOCUSED = """() => {
   return {
     name: el.id || el.dataset.key || el.getAttribute("aria-label") || el.textContent.trim(),
     visible: outline || (style.boxShadow !== "none" && style.boxShadow !== ""),
+    style: style.outlineStyle + " " + style.outlineWidth,
   };
 }"""
 
@@ -63,7 +64,7 @@ async def keyboard_misses(page: Page, presses: int = 80) -> tuple[list[str], lis
             continue
         reached.add(focused["name"])
         if not focused["visible"]:
-            unseen.add(focused["name"])
+            unseen.add(f"{focused['name']} (outline {focused['style']})")
         if set(wanted) <= reached:
             break
     return [w for w in wanted if w not in reached], sorted(unseen)

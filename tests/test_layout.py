@@ -236,3 +236,77 @@ async def test_a_13_person_group_on_the_console_and_a_phone(
     finally:
         for client in others:
             await client.close()
+
+
+async def finished(served: ServedNode, body: dict[str, Any]) -> str:
+    """A session held through signaling: everyone on the roster joins and is admitted, then the
+    clinician ends it. Returns its id."""
+    created = await served.create_session(body)
+    host = await Client(served.url).connect(token=token_of(created, "c-17"))
+    patients = [e["attendee"] for e in body["roster"] if e["role"] == "patient"]
+    clients = [await Client(served.url).connect(token=token_of(created, p)) for p in patients]
+    for patient in patients:
+        assert (await host.call("admit", {"attendee": patient}))["ok"] is True
+    assert (await host.call("end"))["ok"] is True
+    for client in [*clients, host]:
+        await client.close()
+    return str(created["session"])
+
+
+async def no_page_wide_scroll(page: Page) -> None:
+    width = await page.evaluate("() => document.documentElement.scrollWidth")
+    view = page.viewport_size
+    assert view is not None and width <= view["width"], f"the page is {width} px wide in {view}"
+
+
+async def test_the_staff_pages_fit_and_filter(served: ServedNode, browsers: Browsers) -> None:
+    individual = await finished(served, INDIVIDUAL)
+    grouped = await finished(served, group(6))
+    page = await browsers.open(f"{served.url}/admin#t={admin_token()}", "admin")
+    await page.set_viewport_size(LAPTOP["1366x768"])  # type: ignore[arg-type]
+    await shows(page, "#range-status", "Showing")
+    for session in (individual, grouped):
+        await page.locator(f'.session-attendance[data-session="{session}"]').wait_for()
+    await no_page_wide_scroll(page)
+    # The attendance tables fit a laptop without sideways scrolling, under a sticky header.
+    wraps = page.locator(".session-attendance .table-wrap")
+    for n in range(await wraps.count()):
+        sizes = await wraps.nth(n).evaluate("w => [w.scrollWidth, w.clientWidth]")
+        assert sizes[0] <= sizes[1], f"attendance table {n} scrolls sideways: {sizes}"
+    header = page.locator(".session-attendance thead th").first
+    assert await header.evaluate("th => getComputedStyle(th).position") == "sticky"
+    await snap(page, "admin", LAPTOP)
+    await page.locator("#attendance").screenshot(path=str(SHOTS / "admin-attendance-1366x768.png"))
+    # Every column on demand: then the table may scroll, inside its own box only.
+    await page.get_by_label("Show every column").check()
+    await page.locator(".session-attendance th.extra").first.wait_for()
+    await no_page_wide_scroll(page)
+    await page.get_by_label("Show every column").uncheck()
+
+    # Filters: one kind of session, one patient.
+    await page.get_by_label("Session kind").select_option("group")
+    await page.get_by_role("button", name="Show", exact=True).click()
+    await shows(page, "#range-status", "group sessions")
+    await page.locator(f'.session-attendance[data-session="{individual}"]').wait_for(
+        state="detached"
+    )
+    assert await page.locator(".session-attendance").count() == 1
+    await page.locator("#patient").fill("p-3")
+    await page.get_by_role("button", name="Show", exact=True).click()
+    await shows(page, "#range-status", "for p-3")
+    rows = page.locator(f'.session-attendance[data-session="{grouped}"] tbody tr')
+    await says(page, f'.session-attendance[data-session="{grouped}"] tbody th', "p-3")
+    assert await rows.count() == 1
+    for label, size in PHONES.items():
+        await page.set_viewport_size(size)  # type: ignore[arg-type]
+        await no_page_wide_scroll(page)
+        await snap(page, "admin", {label: size})
+    await page.set_viewport_size(LAPTOP["1366x768"])  # type: ignore[arg-type]
+    await accessible(page, "admin page")
+
+    console = await browsers.open(f"{served.url}/console#t={admin_token()}", "console")
+    await shows(console, "#list-status", "session")
+    await snap(console, "staff-console", {**LAPTOP, "390x844": PHONES["390x844"]})
+    await console.set_viewport_size(LAPTOP["1366x768"])  # type: ignore[arg-type]
+    await no_page_wide_scroll(console)
+    await accessible(console, "session list")

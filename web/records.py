@@ -14,6 +14,7 @@ from rooms.attendance import report
 from rooms.attendance.rules import BillingRules
 from rooms.audit import AdminAction
 from rooms.ids import AttendeeId, PseudonymStr, SessionId
+from rooms.kinds import SessionKind
 from rooms.ranges import Day
 from rooms.service import Rooms
 from rooms.tokens import StaffRole
@@ -32,6 +33,7 @@ class AttendanceParams(BaseModel):
     format: Literal["csv", "jsonl", "fhir", "json"] = "csv"
     session: str | None = Field(default=None, pattern=r"^s-[A-Za-z0-9_-]{4,32}$")
     patient: PseudonymStr | None = None
+    kind: SessionKind | None = None
 
 
 async def attendance(request: web.Request) -> web.Response:
@@ -60,6 +62,7 @@ async def export(
         tz=tz,
         session=SessionId(params.session) if params.session else None,
         patient=AttendeeId(params.patient) if params.patient else None,
+        kind=params.kind,
     )
     loaded = await report.load(rooms.store, query, rules, as_of=rooms.clock())
     body = report.render(loaded, report.Format(params.format), rules)
@@ -72,6 +75,7 @@ async def export(
             "format": params.format,
             "session": params.session,
             "patient": params.patient,
+            "kind": str(params.kind) if params.kind else None,
             "sessions": len(loaded.summaries),
         },
         rooms.clock(),

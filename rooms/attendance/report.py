@@ -27,6 +27,7 @@ from rooms.attendance.summary import (
 )
 from rooms.errors import InvalidMessage, SessionNotFound
 from rooms.ids import AttendeeId, SessionId
+from rooms.kinds import SessionKind
 from rooms.ledger import LedgerEvent
 from rooms.session import SessionSpec
 from rooms.store.base import SessionStore
@@ -59,6 +60,7 @@ class Query:
     tz: str
     session: SessionId | None = None
     patient: AttendeeId | None = None
+    kind: SessionKind | None = None
 
     def __post_init__(self) -> None:
         if self.last < self.first:
@@ -98,6 +100,8 @@ async def load(
                 raise
             continue
         if query.patient and spec.entry(query.patient) is None:
+            continue
+        if query.kind is not None and spec.kind is not query.kind:
             continue
         if spec.check and not query.session:
             continue  # a deployment check, not care: only shown when asked for by id

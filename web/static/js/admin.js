@@ -46,6 +46,7 @@ function range() {
   const first = $("from").value;
   const last = $("to").value;
   const patient = $("patient").value.trim();
+  const kind = $("kind").value;
   const days = daysBetween(first, last);
   if (!(days >= 1 && days <= MAX_DAYS)) {
     say($("range-status"), "Choose a range of 1 to " + MAX_DAYS + " days, the first day before the last.", "problem");
@@ -55,7 +56,9 @@ function range() {
     say($("range-status"), "A patient id is a pseudonym of letters, digits and . _ -", "problem");
     return null;
   }
-  return { first, last, patient, query: `from=${first}&to=${last}` + (patient ? `&patient=${encodeURIComponent(patient)}` : "") };
+  const query = `from=${first}&to=${last}` + (patient ? `&patient=${encodeURIComponent(patient)}` : "") +
+    (kind ? `&kind=${kind}` : "");
+  return { first, last, patient, kind, query };
 }
 
 async function load() {
@@ -70,7 +73,8 @@ async function load() {
     program.load(chosen, guarded)]);
   fillAuditPicker();
   if (done.every(Boolean)) {
-    say($("range-status"), "Showing " + chosen.first + " to " + chosen.last + (chosen.patient ? " for " + chosen.patient : "") + ".", "ok");
+    const kind = chosen.kind ? ", " + $("kind").selectedOptions[0].textContent.toLowerCase() + " sessions" : "";
+    say($("range-status"), "Showing " + chosen.first + " to " + chosen.last + (chosen.patient ? " for " + chosen.patient : "") + kind + ".", "ok");
   } else if (staff.token) {
     say($("range-status"), "Some parts could not be loaded; see below.", "problem");
   }
@@ -96,10 +100,11 @@ async function guarded(container, what, work) {
 
 // --- sessions --------------------------------------------------------------------------------
 
-function loadSessions({ first, last, patient }) {
+function loadSessions({ first, last, patient, kind }) {
   return guarded($("sessions"), "The sessions", async () => {
     let { sessions } = await staff.api(`/api/sessions?from=${first}&to=${last}`);
     if (patient) { sessions = sessions.filter((s) => s.roster.some((m) => m.attendee === patient)); }
+    if (kind) { sessions = sessions.filter((s) => s.kind === kind); }
     sessions.sort((a, b) => a.starts_at.localeCompare(b.starts_at));
     for (const s of sessions) { known.set(s.session, s.session + " · " + kindText(s) + " · " + dateTime(s.starts_at)); }
     $("sessions").replaceChildren(table({
@@ -160,12 +165,13 @@ function sessionAttendance(rows) {
         { label: "Billing", cell: (r) => el("span", { class: "badge billing-" + r.status, text: BILLING_WORDS[r.status] || r.status }) },
         { label: "Why", cell: (r) => el("span", { class: "explanation", text: r.explanation }) },
         { label: "Intervals", cell: (r) => intervals(r.intervals) },
-        { label: "First join", cell: (r) => clock(r.first_join) },
-        { label: "Last leave", cell: (r) => clock(r.last_leave) },
-        { label: "Video (min)", num: true, cell: (r) => String(r.video_minutes) },
-        { label: "Audio only (min)", num: true, cell: (r) => String(r.audio_minutes) },
-        { label: "Drops", num: true, cell: (r) => String(r.disconnects) },
-        { label: "POS", cell: (r) => r.pos },
+        // Shown with "Show every column": the table fits a laptop screen without them.
+        { label: "First join", extra: true, cell: (r) => clock(r.first_join) },
+        { label: "Last leave", extra: true, cell: (r) => clock(r.last_leave) },
+        { label: "Video (min)", extra: true, num: true, cell: (r) => String(r.video_minutes) },
+        { label: "Audio only (min)", extra: true, num: true, cell: (r) => String(r.audio_minutes) },
+        { label: "Drops", extra: true, num: true, cell: (r) => String(r.disconnects) },
+        { label: "POS", extra: true, cell: (r) => r.pos },
       ],
     }),
     auditButton(s.session));
@@ -280,6 +286,7 @@ async function showAudit(session) {
 }
 
 $("range").addEventListener("submit", (event) => { event.preventDefault(); load(); });
+$("all-columns").addEventListener("change", (event) => document.body.classList.toggle("all-columns", event.target.checked));
 $("audit-form").addEventListener("submit", (event) => { event.preventDefault(); showAudit($("audit-session").value); });
 for (const button of document.querySelectorAll("button[data-format]")) {
   button.addEventListener("click", () => download(button));

@@ -246,10 +246,11 @@ export function table({ caption, columns, rows, empty = "Nothing to show.", name
   const id = "table-" + ++tableCount;
   const title = el(heading, { class: "table-title", id, text: caption });
   if (!rows.length) { return el("div", { class: "table-block", dataset: { table: name } }, title, el("p", { class: "hint empty", text: empty })); }
-  const head = el("tr", {}, columns.map((c) => el("th", { scope: "col", class: c.num ? "num" : null, text: c.label })));
+  const kind = (c) => [c.num ? "num" : "", c.extra ? "extra" : ""].join(" ").trim() || null;
+  const head = el("tr", {}, columns.map((c) => el("th", { scope: "col", class: kind(c), text: c.label })));
   const body = rows.map((row) => el("tr", {}, columns.map((c) => {
     const value = c.cell(row);
-    const props = { class: c.num ? "num" : null, scope: c.head ? "row" : null };
+    const props = { class: kind(c), scope: c.head ? "row" : null };
     return el(c.head ? "th" : "td", props, value === null || value === undefined ? "—" : value);
   })));
   return el("div", { class: "table-block", dataset: { table: name } }, title,
