@@ -31,6 +31,7 @@ PATTERN_WORDS: dict[str, str] = {
     ),
     r"^[^\x00-\x1f\x7f<>]+$": "must be plain text, without line breaks, control characters, < or >",
     r"^[^\x00-\x1f\x7f<>]*$": "must be plain text, without line breaks, control characters, < or >",
+    r"^[A-Za-z0-9_-]{8,64}$": "must be a token id: 8 to 64 letters, digits, dashes or underscores",
     r"^[0-9]{4}[0-9A-Z]$": "must be a five-character billing code such as 90837",
     r"^[0-9]{2}$": "must be a two-digit place of service such as 10",
     r"^[A-Za-z0-9][A-Za-z0-9._-]{0,31}$": (
