@@ -24,7 +24,7 @@ from rooms.errors import (
     NotAuthorized,
 )
 from rooms.kinds import RULES, SessionKind
-from rooms.ledger import LedgerEvent
+from rooms.ledger import EventKind, LedgerEvent
 from rooms.service import Rooms
 from rooms.session import SessionStatus
 from rooms.state import SessionState
@@ -37,6 +37,11 @@ log = structlog.get_logger("homeroom.signaling")
 Send = Callable[[str, dict[str, Any], str | None], Awaitable[None]]
 EVENTS = frozenset(
     {"media_publish", "media_answer", "media_resubscribe", "media_candidate", "media_layer"}
+)
+
+#: Events after which the endpoints of the attendees they name are moderated again.
+_MODERATION = frozenset(
+    {EventKind.MUTED, EventKind.UNMUTED, EventKind.ATTACHED, EventKind.DETACHED}
 )
 
 #: The forwarder's error codes (media.janus.errors) as the errors clients are sent.
@@ -67,21 +72,32 @@ class GroupMedia:
 
     async def handle(self, conn: Conn, event: str, msg: p.Message) -> dict[str, Any]:
         """One ``media_*`` event of an admitted endpoint of a live forwarded session."""
-        forwarder = await self._admitted(conn)
+        forwarder, state = await self._admitted(conn)
         try:
-            return await self._handle(forwarder, conn, event, msg)
+            if isinstance(msg, p.MediaPublish):
+                return await self._publish(forwarder, state, conn, msg)
+            return await self._handle(forwarder, conn, msg)
         except MediaError as error:
             raise wire_error(error) from None
 
-    async def _handle(
-        self, forwarder: Forwarder, conn: Conn, event: str, msg: p.Message
+    async def _publish(
+        self, forwarder: Forwarder, state: SessionState, conn: Conn, msg: p.MediaPublish
     ) -> dict[str, Any]:
+        """Publish (or renegotiate) the endpoint's feed with the store's moderation.
+
+        The mute may have been decided on another node (which moderates the feed it finds in
+        the room): the store is read again once the feed is in, so a mute committed while it
+        was being published is not lost between the two nodes."""
         session, endpoint = str(conn.session), str(conn.endpoint)
-        if isinstance(msg, p.MediaPublish):
-            if not conn.in_forwarder:
-                await self._enter(forwarder, conn)
-            answer = await forwarder.publish(session, endpoint, msg.description.sdp)
-            return p.ok(description={"type": "answer", "sdp": answer})
+        if not conn.in_forwarder:
+            await self._enter(forwarder, conn)
+        await self._moderate(forwarder, state, endpoint)
+        answer = await forwarder.publish(session, endpoint, msg.description.sdp)
+        await self._moderate(forwarder, await self._rooms.get_session(conn.session), endpoint)
+        return p.ok(description={"type": "answer", "sdp": answer})
+
+    async def _handle(self, forwarder: Forwarder, conn: Conn, msg: p.Message) -> dict[str, Any]:
+        session, endpoint = str(conn.session), str(conn.endpoint)
         if isinstance(msg, p.MediaAnswer):
             await forwarder.answer(session, endpoint, msg.description.sdp)
         elif isinstance(msg, p.MediaResubscribe):
@@ -95,14 +111,14 @@ class GroupMedia:
             await forwarder.configure_substream(session, endpoint, msg.endpoint, msg.substream)
         return p.ok()
 
-    async def _admitted(self, conn: Conn) -> Forwarder:
+    async def _admitted(self, conn: Conn) -> tuple[Forwarder, SessionState]:
         state = await self._rooms.get_session(conn.session)
         if self.forwarder is None or not self.forwards(state.spec.kind):
             raise NotAuthorized("this session's media is peer-to-peer: use signal")
         found = state.endpoints.get(conn.endpoint)
         if state.status is SessionStatus.ENDED or found is None or not found.in_call():
             raise NotAuthorized("media is for admitted endpoints of the call only")
-        return self.forwarder
+        return self.forwarder, state
 
     async def _enter(self, forwarder: Forwarder, conn: Conn) -> None:
         state = await self._rooms.get_session(conn.session)
@@ -122,10 +138,6 @@ class GroupMedia:
 
         await forwarder.join(session, str(conn.endpoint), EndpointCallbacks(offer, closed))
         conn.in_forwarder = True
-        muted = _moderated(state, str(conn.endpoint))
-        self._muted[(session, str(conn.endpoint))] = muted
-        if muted:
-            await forwarder.moderate(session, str(conn.endpoint), True)
 
     async def after_change(self, state: SessionState, events: list[LedgerEvent]) -> None:
         """Make the forwarder follow a change this node pushed (never fails the change)."""
@@ -149,11 +161,19 @@ class GroupMedia:
         for endpoint in closed_by(state, events):
             self._muted.pop((session, str(endpoint)), None)
             await forwarder.kick(session, str(endpoint))
-        for endpoint in state.endpoints:
+        # What this node last asked may be stale (another node's clinician changed it since):
+        # the endpoints this change's mute events name are moderated whatever was asked.
+        named = {e.attendee for e in events if e.kind in _MODERATION}
+        for endpoint, found in state.endpoints.items():
             key, muted = (session, str(endpoint)), _moderated(state, str(endpoint))
-            if self._muted.get(key, False) != muted:
-                self._muted[key] = muted
-                await forwarder.moderate(session, str(endpoint), muted)
+            if self._muted.get(key, False) != muted or named & set(found.seats):
+                await self._moderate(forwarder, state, str(endpoint))
+
+    async def _moderate(self, forwarder: Forwarder, state: SessionState, endpoint: str) -> None:
+        """Moderate the endpoint's feed as the store says (it holds every node's mutes)."""
+        muted = _moderated(state, endpoint)
+        self._muted[(str(state.spec.id), endpoint)] = muted
+        await forwarder.moderate(str(state.spec.id), endpoint, muted)
 
     async def disconnected(self, conn: Conn) -> None:
         """The endpoint's connection is gone: its media leaves the room until it publishes

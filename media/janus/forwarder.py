@@ -19,6 +19,7 @@ from media.janus.endpoint import JanusEndpoint
 from media.janus.errors import JanusError, JanusUnavailable
 from media.janus.messages import Candidate
 from media.janus.naming import RoomNames
+from media.janus.peek import published_mids
 from media.janus.videoroom import (
     Configure,
     CreateRoom,
@@ -189,12 +190,15 @@ class JanusForwarder:
 
     async def moderate(self, session: str, endpoint: str, muted: bool) -> None:
         key = (session, endpoint)
+        member = self._endpoints.get(key)
+        if member is None:  # held by another node: moderate the feed found in the room
+            self._muted[key] = muted
+            await self._moderate_remote(session, endpoint, muted)
+            return
         if self._muted.get(key, False) == muted and muted is False:
             return
         self._muted[key] = muted
-        member = self._endpoints.get(key)
-        if member is not None:
-            await self._apply_moderation(session, member, muted)
+        await self._apply_moderation(session, member, muted)
 
     async def kick(self, session: str, endpoint: str) -> None:
         await self._drop((session, endpoint))
@@ -218,16 +222,28 @@ class JanusForwarder:
             await member.close()
 
     async def _apply_moderation(self, session: str, member: JanusEndpoint, muted: bool) -> None:
+        await self._moderate_mids(session, member.feed, member.audio_mids, muted)
+
+    async def _moderate_remote(self, session: str, endpoint: str, muted: bool) -> None:
+        await self._ensure()
+        assert self._session is not None
+        feed = self._names.feed(session, endpoint)
+        room, pin = self._names.room(session), self._names.pin(session)
+        mids = await published_mids(self._session, room=room, pin=pin, feed=feed, kind="audio")
+        await self._moderate_mids(session, feed, mids, muted)
+
+    async def _moderate_mids(
+        self, session: str, feed: int, mids: tuple[str, ...], muted: bool
+    ) -> None:
         control = await self._ensure()
-        for mid in member.audio_mids:
-            request = Moderate(
-                room=member.room,
-                secret=self._names.secret(session),
-                id=member.feed,
-                mid=mid,
-                mute=muted,
-            )
-            await control.send(request.body())
+        room, secret = self._names.room(session), self._names.secret(session)
+        for mid in mids:
+            request = Moderate(room=room, secret=secret, id=feed, mid=mid, mute=muted)
+            try:
+                await control.send(request.body())
+            except JanusError as error:
+                if error.status not in (_NO_SUCH_FEED, _NO_SUCH_ROOM):
+                    raise
 
     async def _kick_feed(self, control: JanusHandle, session: str, feed: int) -> None:
         kick = Kick(room=self._names.room(session), secret=self._names.secret(session), id=feed)
