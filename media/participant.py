@@ -41,6 +41,7 @@ class Participant:
         token: str | None = None,
         resume: str | None = None,
         spec: MediaSpec | None = None,
+        media: LocalMedia | None = None,
         timeout: float = 10.0,
         elsewhere: Sequence[str] = (),
         obey_mute: bool = True,
@@ -58,7 +59,8 @@ class Participant:
             {"v": 1, "token": token} if token else {"v": 1, "resume": resume}
         )
         self._timeout = timeout
-        self._media = LocalMedia(spec or MediaSpec())
+        #: What it sends: a synthetic picture and tone of ``spec``, unless ``media`` says else.
+        self._media = media or LocalMedia(spec or MediaSpec())
         self._microphone, self._camera = True, True  # the person's own choices
         #: False: a modified client that keeps sending audio when a clinician mutes it.
         self._obey_mute = obey_mute
