@@ -197,6 +197,8 @@ def library_record(_logger: WrappedLogger, _method: str, event_dict: EventDict) 
     A client's malformed request is its fault, not the server's: a warning, not an error.
     """
     event_dict["event"] = _PLACEHOLDER_RE.sub("", str(event_dict.get("event", "")))
+    if event_dict.get("logger") == "engineio.server":
+        _engineio_refusal(event_dict)
     event_dict.pop("stack_info", None)
     exc_info = event_dict.pop("exc_info", None)
     if exc_info is True:
@@ -213,6 +215,34 @@ def library_record(_logger: WrappedLogger, _method: str, event_dict: EventDict) 
         if kind.__module__ in _CLIENT_FAULT_MODULES:
             event_dict["_client_fault"] = True
     return event_dict
+
+
+#: python-engineio's refusals of a client's request. It logs each at error level the first
+#: time (then at info), some with what the client sent written into the message itself rather
+#: than given as an argument: the session id of the query string, the Origin header. Each is
+#: logged in its fixed wording alone, as a warning: the client's fault, not the server's.
+_ENGINEIO_REFUSALS = tuple(
+    (re.compile(pattern), wording)
+    for pattern, wording in (
+        (r"Invalid transport for session ", "Invalid transport for session"),
+        (r"Invalid transport\b", "Invalid transport"),
+        (r"The client is using an unsupported version", "Unsupported Engine.IO version"),
+        (r"Invalid JSONP index number", "Invalid JSONP index number"),
+        (r"Invalid websocket upgrade", "Invalid websocket upgrade"),
+        (r"Invalid session\b", "Invalid session"),
+        (r"Socket for session .* is not connected", "Socket for session is not connected"),
+        (r"Unexpected HTTP request for session ", "Unexpected HTTP request for session"),
+        (r"(?s).* is not an accepted origin\.", "Origin not accepted"),
+    )
+)
+
+
+def _engineio_refusal(event_dict: EventDict) -> None:
+    for pattern, wording in _ENGINEIO_REFUSALS:
+        if pattern.match(event_dict["event"]):
+            event_dict["event"] = wording
+            event_dict["_client_fault"] = True
+            return
 
 
 def _client_fault_level(_logger: WrappedLogger, _method: str, event_dict: EventDict) -> EventDict:

@@ -95,6 +95,8 @@ class Settings(BaseSettings):
     log_format: Literal["json", "console"] = Field(
         default_factory=lambda data: "json" if data.get("env") == "production" else "console"
     )
+    #: The least severe level written: debug, info, warning or error.
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
     node_id: str = Field(default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}")
     #: When clinicians take on-demand check-ins, in the program's time zone (rooms.checkins).
     checkin_hours: str = "08:00-20:00"

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import logging
 import secrets
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -86,6 +87,18 @@ def _digest(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
+def library_logger(name: str) -> logging.Logger:
+    """python-socketio's or python-engineio's logger, as it sets its own up (error level:
+    below it they write a line per packet, quoting the packet) but with no handler of its
+    own: its records go through the root's, the one pipeline (config.logging), which drops
+    what a client sent from them. Given ``False`` instead, each library adds a plain-text
+    handler of its own, which wrote its messages whole (a session id or an Origin header
+    from a client's request among them) beside the pipeline's lines."""
+    logger = logging.getLogger(name)
+    logger.setLevel(logging.ERROR)
+    return logger
+
+
 class SignalingServer:
     """Owns the AsyncServer and this node's connections."""
 
@@ -114,8 +127,8 @@ class SignalingServer:
             # order they came (not each in a task of its own). Store calls end within their
             # timeout (5 s), well inside the ping timeout, so pongs are still read in time.
             async_handlers=False,
-            logger=False,
-            engineio_logger=False,
+            logger=library_logger("socketio.server"),
+            engineio_logger=library_logger("engineio.server"),
         )
         self.local: dict[str, Conn] = {}
         #: Limits on connect attempts per address and credential (set by the application).

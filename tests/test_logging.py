@@ -137,3 +137,24 @@ def test_level_filters_debug() -> None:
     configure_logging("json", level="info", stream=out)
     structlog.get_logger().debug("noise")
     assert out.getvalue() == ""
+
+
+def test_engineio_refusals_keep_their_wording_without_what_the_client_sent() -> None:
+    # python-engineio writes a client's session id and Origin header into the message itself.
+    out = io.StringIO()
+    configure_logging("json", stream=out)
+    engineio = logging.getLogger("engineio.server")
+    later = " (further occurrences of this error will be logged with level INFO)"
+    engineio.error(f"Invalid session {NAME}{later}")
+    engineio.error(f"https://{NAME.replace(' ', '')}.example.org is not an accepted origin.{later}")
+    engineio.error(f"Socket for session {EMAIL} is not connected{later}")
+    engineio.error("post request handler error")  # the server's own fault: as it is
+    lines = _json_lines(out)
+    assert [line["event"] for line in lines] == [
+        "Invalid session",
+        "Origin not accepted",
+        "Socket for session is not connected",
+        "post request handler error",
+    ]
+    assert [line["level"] for line in lines] == ["warning"] * 3 + ["error"]
+    assert "Maria" not in out.getvalue() and EMAIL not in out.getvalue()

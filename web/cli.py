@@ -242,7 +242,7 @@ def cmd_session_create(args: argparse.Namespace) -> int:
 def cmd_serve(args: argparse.Namespace) -> int:
     overrides = {k: v for k in ("host", "port") if (v := getattr(args, k)) is not None}
     settings = load_settings(**overrides)
-    configure_logging(settings.log_format)
+    configure_logging(settings.log_format, level=settings.log_level)
     hint = f" --url {settings.public_url}" if overrides else ""
     asyncio.run(_serve(settings, demo=args.demo, url_hint=hint))
     return 0

@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 
 import structlog
 from aiohttp import web
+from aiohttp.http import HttpProcessingError
 from pydantic import BaseModel, ValidationError
 
 from rooms import explain
@@ -86,7 +87,12 @@ async def parse_body(
     Malformed JSON and schema failures raise InvalidMessage; failures in ``roster_fields``
     (what kind of session, who is on it) raise InvalidRoster, the code clients act on.
     """
-    body = await request.read()  # raises 413 beyond the application's client_max_size
+    try:
+        body = await request.read()  # raises 413 beyond the application's client_max_size
+    except (ConnectionResetError, HttpProcessingError):
+        # The client stopped sending before the length it declared, or sent a body its own
+        # framing (chunks) contradicts: its fault, not the server's (no 500, no error line).
+        raise InvalidMessage("the request body did not arrive whole") from None
     if not body.strip():
         raise InvalidMessage("the request needs a JSON body")
     try:
