@@ -45,7 +45,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -58,6 +58,7 @@ from bench.params import FULL, QUICK, Params
 from bench.report import Report, Row, cpu_times, machine, percentile, steal_share
 from bench.servers import (
     HOMEROOM,
+    LOAD_CORE,
     PINNED,
     REPO,
     SERVER_CORE,
@@ -124,6 +125,8 @@ class Window:
     last_fps: float  # mean frames per second per stream received by the last joiner
     last_fps_min: float
     steal: float | None
+    #: Share of each core (``cpu0``...) busy in the window, whatever ran on it.
+    busy: dict[str, float] = field(default_factory=dict)
 
     @property
     def streams(self) -> int:
@@ -190,12 +193,15 @@ async def until(check: Callable[[], bool], within: float = SETUP_WITHIN) -> None
             await asyncio.sleep(0.02)
 
 
-@contextlib.contextmanager
-def _steal() -> Iterator[list[float | None]]:
-    before = cpu_times()
-    found: list[float | None] = [None]
-    yield found
-    found[0] = steal_share(before, cpu_times())
+def _core_ticks() -> dict[str, tuple[int, int]]:
+    """(busy, total) clock ticks so far of each core (``cpu0``...) from /proc/stat."""
+    found = {}
+    for line in Path("/proc/stat").read_text().splitlines():
+        fields = line.split()
+        if fields and fields[0].startswith("cpu") and fields[0] != "cpu":
+            ticks = [int(f) for f in fields[1:9]]  # user nice system idle iowait irq softirq steal
+            found[fields[0]] = (sum(ticks) - ticks[3] - ticks[4], sum(ticks))
+    return found
 
 
 async def measure_window(
@@ -216,9 +222,15 @@ async def measure_window(
     before = (cpu(janus_pid), cpu(server_pid), cpu_seconds(os.getpid()), frames())
     loop = asyncio.get_running_loop()
     start = loop.time()
-    with _steal() as stolen:
-        await asyncio.sleep(seconds)
+    machine_before, cores_before = cpu_times(), _core_ticks()
+    await asyncio.sleep(seconds)
+    machine_after, cores_after = cpu_times(), _core_ticks()
     took = loop.time() - start
+    busy = {
+        core: (b[0] - a[0]) / (b[1] - a[1])
+        for core, a in cores_before.items()
+        if (b := cores_after.get(core)) is not None and b[1] > a[1]
+    }
     after = (cpu(janus_pid), cpu(server_pid), cpu_seconds(os.getpid()), frames())
     sent = [m.media.sent_bytes - s for m, s in zip(members, sent, strict=True)]
     fps = [(b - a) / took for a, b in zip(before[3], after[3], strict=True)]
@@ -236,7 +248,8 @@ async def measure_window(
         uplink=sum(sent) / len(sent) / took,
         last_fps=sum(fps) / len(fps),
         last_fps_min=min(fps),
-        steal=stolen[0],
+        steal=steal_share(machine_before, machine_after),
+        busy=busy,
     )
 
 
@@ -502,6 +515,7 @@ async def _serve(out: Path, redis_url: str, prefix: str, extra: dict[str, str]) 
 async def measure(address: str, mode: str, out: Path, sizes: tuple[int, ...]) -> Results:
     """Every figure of the part, inside the namespace whose veth side holds ``address``."""
     admissions = ADMISSIONS[mode]
+    failed = _count_task_failures()
     results = Results()
     seconds = WINDOW[mode]
     started = time.perf_counter()
@@ -581,7 +595,29 @@ async def measure(address: str, mode: str, out: Path, sizes: tuple[int, ...]) ->
             served.proc.stop()
         janus.stop()
         redis.stop()
+    if failed:
+        counted = ", ".join(f"{count} {name}" for name, count in sorted(failed.items()))
+        results.notes.append(
+            f"{PART}: exceptions that no task of the endpoints retrieved: {counted}"
+        )
     return results
+
+
+def _count_task_failures() -> dict[str, int]:
+    """Count the exceptions no task retrieved (by type) instead of printing each; the
+    participants' offers that race a group's end are such."""
+    failed: dict[str, int] = {}
+
+    def handler(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+        error = context.get("exception")
+        if error is None:
+            loop.default_exception_handler(context)
+            return
+        name = type(error).__name__
+        failed[name] = failed.get(name, 0) + 1
+
+    asyncio.get_running_loop().set_exception_handler(handler)
+    return failed
 
 
 async def _attempt(results: Results, what: str, work: Any, failure_is_error: bool = True) -> Any:
@@ -662,12 +698,20 @@ def _rows(
     for name, w in (("through Homeroom", hw), ("Janus directly", fw), ("mesh", mw)):
         if w is None:
             continue
+        ours = {f"cpu{SERVER_CORE}": (w.janus_cpu or 0.0) + (w.server_cpu or 0.0),
+                f"cpu{LOAD_CORE}": w.load_cpu}  # fmt: skip
+        cores = ", ".join(
+            f"{core} busy {100 * share:.0f}% (this group's processes "
+            f"{100 * ours.get(core, 0.0) / w.seconds:.0f}%)"
+            for core, share in sorted(w.busy.items())
+        )
         steal = "" if w.steal is None else f", {100 * w.steal:.1f}% stolen"
         server = "" if w.server_cpu is None else f", server {100 * w.server_cpu / w.seconds:.1f}%"
         spent = "" if w.janus_cpu is None else f"Janus {100 * w.janus_cpu / w.seconds:.1f}%, "
         results.notes.append(
             f"{PART}: {n} {name}: {spent}endpoints {100 * w.load_cpu / w.seconds:.0f}% of a core"
-            f"{server}{steal}; slowest stream at the last joiner {w.last_fps_min:.1f} fps"
+            f"{server}; {cores}{steal}; slowest stream at the last joiner "
+            f"{w.last_fps_min:.1f} fps"
         )
 
 
