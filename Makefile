@@ -138,7 +138,7 @@ check-chromium:
 # Benchmarks against a floor (bench/README.md). QUICK=1 runs small sizes to check the bench
 # works; the full run takes several minutes and wants a quiet machine. Needs thousands of
 # descriptors for the idle endpoints, and py-spy for the profile.
-bench: $(STAMP) check-redis
+bench: $(STAMP) check-redis check-janus
 	@[ -x $(BIN)/py-spy ] || $(BIN)/pip install py-spy
 	ulimit -n 16384 2>/dev/null || ulimit -n $$(ulimit -Hn); \
 		$(BIN)/python -m bench $(if $(QUICK),--quick)

@@ -621,6 +621,8 @@ def _count_task_failures() -> dict[str, int]:
 
 
 async def _attempt(results: Results, what: str, work: Any, failure_is_error: bool = True) -> Any:
+    # The connections of the step before are still closing: let them go first.
+    await asyncio.sleep(SETTLE)
     try:
         return await work
     except TimeoutError:
