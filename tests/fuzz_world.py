@@ -47,9 +47,9 @@ class World:
         self.rebuilds = 0
 
     @classmethod
-    async def open(cls, tmp: Path, redis_url: str, prefix: str) -> World:
+    async def open(cls, tmp: Path, redis_url: str, prefix: str, **env: str) -> World:
         node = await ServedNode.start(
-            tmp, name="n-fuzz", REDIS_URL=redis_url, HOMEROOM_REDIS_PREFIX=prefix
+            tmp, name="n-fuzz", REDIS_URL=redis_url, HOMEROOM_REDIS_PREFIX=prefix, **env
         )
         world = cls(node, Redis.from_url(redis_url, decode_responses=True), prefix)
         other = await node.create_session(COUPLES)
@@ -150,9 +150,10 @@ class World:
         self.check_logs()
 
 
-def world(portal: Portal, tmp: Path, redis_url: str, prefix: str) -> Iterator[World]:
-    """A fixture body: one world for a test; afterwards its server must have logged no error."""
-    opened = portal.run(World.open(tmp, redis_url, prefix))
+def world(portal: Portal, tmp: Path, redis_url: str, prefix: str, **env: str) -> Iterator[World]:
+    """A fixture body: one world for a test (its server's environment plus ``env``);
+    afterwards its server must have logged no error."""
+    opened = portal.run(World.open(tmp, redis_url, prefix, **env))
     try:
         yield opened
     finally:
