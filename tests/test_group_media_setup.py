@@ -106,6 +106,7 @@ async def test_configured_janus_is_used(tmp_path: Path, janus: JanusProcess) -> 
             "by": "janus",
             "mode": "configured",
             "healthy": True,
+            "instances": {"up": 1, "of": 1},
         }
     finally:
         await runner.cleanup()

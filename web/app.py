@@ -151,7 +151,7 @@ def create_app(
         group_capacity=settings.group_capacity,
         clock=clock,
     )
-    group_media = app[GROUP_MEDIA] = GroupMediaSetup(settings)
+    group_media = app[GROUP_MEDIA] = GroupMediaSetup(settings, rooms.store)
     signaling = app[SIGNALING] = SignalingServer(
         rooms, signaling_config(settings), group_media.forwarder
     )

@@ -1,10 +1,10 @@
 """How this process forwards group media: a configured Janus, the embedded one, or none.
 
-``HOMEROOM_JANUS_URLS`` names Janus instances Homeroom drives (with
-``HOMEROOM_JANUS_API_SECRET``); without it ``homeroom serve`` starts a local Janus child
-(``HOMEROOM_JANUS_EMBEDDED``, on by default). With neither, or without the ``janus`` binary,
-group sessions use the peer-to-peer mesh and nothing else changes. ``/healthz`` and the
-start-up log say which it is.
+``HOMEROOM_JANUS_URLS`` names the Janus instances Homeroom drives (with
+``HOMEROOM_JANUS_API_SECRET``), a pool with failover (media/janus/pool.py); without it
+``homeroom serve`` starts a local Janus child (``HOMEROOM_JANUS_EMBEDDED``, on by default).
+With neither, or without the ``janus`` binary, group sessions use the peer-to-peer mesh and
+nothing else changes. ``/healthz`` and the start-up log say which it is.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from config.settings import Settings
 from media.errors import MediaError
 from media.janus.embedded import EmbeddedJanus
 from media.janus.forwarder import JanusForwarder
+from media.janus.pool import JanusPool, Pins
 from media.janus.process import find_binary
 from rooms.errors import HomeroomError
 from rooms.kinds import RULES
@@ -42,10 +43,11 @@ def _forwarder_key(settings: Settings) -> bytes:
 
 
 class GroupMediaSetup:
-    """The forwarder of this process (None: the mesh) and what to say about it."""
+    """The forwarder of this process (None: the mesh) and what to say about it; configured
+    instances form a pool whose pins are kept in ``pins`` (the session store)."""
 
-    def __init__(self, settings: Settings) -> None:
-        self.forwarder: JanusForwarder | None = None
+    def __init__(self, settings: Settings, pins: Pins) -> None:
+        self.forwarder: JanusForwarder | JanusPool | None = None
         self.embedded: EmbeddedJanus | None = None
         self.mode = "mesh"
         self.reason = ""
@@ -53,8 +55,8 @@ class GroupMediaSetup:
         if settings.janus_urls:
             assert settings.janus_api_secret is not None  # settings require both
             secret = settings.janus_api_secret.get_secret_value()
-            # One instance for now; the pool with failover is built on this seam.
-            self.forwarder = JanusForwarder(settings.janus_urls[0], secret, key)
+            instances = [JanusForwarder(url, secret, key) for url in settings.janus_urls]
+            self.forwarder = JanusPool(instances, pins)
             self.mode = "configured"
         elif not settings.janus_embedded:
             self.reason = "HOMEROOM_JANUS_EMBEDDED is off and no HOMEROOM_JANUS_URLS"
@@ -103,7 +105,16 @@ class GroupMediaSetup:
                 healthy = (await self.forwarder.health()).healthy
         except TimeoutError:
             healthy = False
-        return {"forwarded": True, "by": "janus", "mode": self.mode, "healthy": healthy}
+        body: dict[str, Any] = {
+            "forwarded": True,
+            "by": "janus",
+            "mode": self.mode,
+            "healthy": healthy,
+        }
+        if isinstance(self.forwarder, JanusPool):  # as of the last check of each
+            instances = self.forwarder.instances
+            body["instances"] = {"up": sum(i.healthy for i in instances), "of": len(instances)}
+        return body
 
 
 GROUP_MEDIA = web.AppKey("group_media", GroupMediaSetup)

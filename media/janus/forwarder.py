@@ -86,6 +86,23 @@ class JanusForwarder:
             return ForwarderHealth(self.name, False, error.code)
         return ForwarderHealth(self.name, True)
 
+    async def load(self) -> tuple[int, int]:
+        """Publishers in Homeroom's rooms on this Janus, and the number of those rooms."""
+        control = await self._ensure()
+        listed = await control.send(ListRooms(admin_key=self._secret).body())
+        ours = [
+            room
+            for room in listed.plugin_data.get("list", [])
+            if RoomNames.session_of(str(room.get("description", ""))) is not None
+        ]
+        return sum(int(room.get("num_participants", 0)) for room in ours), len(ours)
+
+    async def disconnect(self) -> None:
+        """Drop the connection (Janus stopped answering): every endpoint in it hears
+        "forwarder_lost"; the next use connects again."""
+        if self._connection is not None:
+            await self._connection.close()
+
     # --- rooms -------------------------------------------------------------------------
 
     async def open_room(self, session: str, publishers: int) -> None:

@@ -17,6 +17,9 @@ from rooms.state import SessionState
 Mutation = Callable[[SessionState], list[LedgerEvent]]
 
 
+#: A forwarder pin is forgotten this long after it was set.
+FORWARDER_PIN_SECONDS = 2 * 86400
+
 #: The test suite turns this on: every state given back (``SessionStore.release``) is then
 #: checked against the document it stands in for, before it is used.
 CHECK_SPARES = False
@@ -153,6 +156,23 @@ class SessionStore(ABC):
     @abstractmethod
     async def token_revoked(self, jti: str) -> bool:
         """Whether the token ``jti`` was revoked (and has not expired since)."""
+
+    # Which instance of a pool of forwarding units carries a live session's media: a name
+    # the media layer chooses and the store keeps without reading it, so every node uses the
+    # same instance for the session.
+
+    @abstractmethod
+    async def forwarder_pin(self, session: SessionId) -> str | None:
+        """The forwarder instance ``session`` is pinned to, or None."""
+
+    @abstractmethod
+    async def pin_forwarder(
+        self, session: SessionId, instance: str | None, *, replacing: str | None
+    ) -> str | None:
+        """Pin ``session`` to ``instance`` (None: unpin) if its pin is still ``replacing``
+        (None: not pinned); return the pin it holds afterwards, this one or the one another
+        node set first. Atomic. A pin is forgotten :data:`FORWARDER_PIN_SECONDS` after it was
+        set (sessions are much shorter)."""
 
     @abstractmethod
     async def ping(self) -> None:

@@ -14,7 +14,13 @@ from rooms.ids import NodeId, SessionId
 from rooms.ledger import LedgerEvent, Scalar
 from rooms.session import SessionSpec, SessionStatus
 from rooms.state import SessionState
-from rooms.store.base import Mutation, SessionStore, check_spare, utc
+from rooms.store.base import (
+    FORWARDER_PIN_SECONDS,
+    Mutation,
+    SessionStore,
+    check_spare,
+    utc,
+)
 
 
 @dataclass(slots=True)
@@ -67,6 +73,8 @@ class MemoryStore(SessionStore):
         self._hits: dict[tuple[str, int, int], int] = {}
         #: Revoked staff tokens by id, with the expiry they were revoked until.
         self._revoked: dict[str, datetime] = {}
+        #: Forwarder pins by session, with the clock reading they are forgotten at.
+        self._pins: dict[SessionId, tuple[str, float]] = {}
 
     async def create(self, state: SessionState, events: list[LedgerEvent]) -> None:
         sid = state.spec.id
@@ -185,6 +193,25 @@ class MemoryStore(SessionStore):
 
     async def token_revoked(self, jti: str) -> bool:
         return jti in self._revoked
+
+    async def forwarder_pin(self, session: SessionId) -> str | None:
+        pin = self._pins.get(session)
+        if pin is not None and self._clock() >= pin[1]:
+            del self._pins[session]
+            return None
+        return pin[0] if pin is not None else None
+
+    async def pin_forwarder(
+        self, session: SessionId, instance: str | None, *, replacing: str | None
+    ) -> str | None:
+        held = await self.forwarder_pin(session)
+        if held != replacing:
+            return held
+        if instance is None:
+            self._pins.pop(session, None)
+        else:
+            self._pins[session] = (instance, self._clock() + FORWARDER_PIN_SECONDS)
+        return instance
 
     async def ping(self) -> None:
         return None

@@ -25,7 +25,13 @@ from rooms.ids import NodeId, SessionId
 from rooms.ledger import LedgerEvent, Scalar
 from rooms.session import SessionSpec, SessionStatus
 from rooms.state import SessionState
-from rooms.store.base import Mutation, SessionStore, check_spare, utc
+from rooms.store.base import (
+    FORWARDER_PIN_SECONDS,
+    Mutation,
+    SessionStore,
+    check_spare,
+    utc,
+)
 from rooms.store.deadlines import Deadlines
 from rooms.store.script import Script
 
@@ -36,6 +42,7 @@ TIMEOUT = 5.0
 _CAS_LUA = files("rooms.store").joinpath("cas.lua").read_text(encoding="utf-8")
 _FORGET_LUA = files("rooms.store").joinpath("forget_node.lua").read_text(encoding="utf-8")
 _ADMIN_LUA = files("rooms.store").joinpath("admin_audit.lua").read_text(encoding="utf-8")
+_PIN_LUA = files("rooms.store").joinpath("pin.lua").read_text(encoding="utf-8")
 #: Entries read per XREVRANGE page when tailing the ledger.
 _PAGE = 256
 #: Stream entries as the client returns them with ``decode_responses=True``.
@@ -119,6 +126,7 @@ class RedisStore(SessionStore):
         self._cas = Script(client.connection_pool, _CAS_LUA)
         self._forget = client.register_script(_FORGET_LUA)
         self._append_admin = client.register_script(_ADMIN_LUA)
+        self._pin = client.register_script(_PIN_LUA)
         # Appenders in this process queue here; other processes' are caught by the script.
         self._audit_lock = asyncio.Lock()
         self._cache: OrderedDict[SessionId, _Seen] = OrderedDict()
@@ -317,6 +325,16 @@ class RedisStore(SessionStore):
     async def token_revoked(self, jti: str) -> bool:
         return bool(await self._call(self._redis.exists, f"{self._prefix}:revoked:{jti}"))
 
+    async def forwarder_pin(self, session: SessionId) -> str | None:
+        return cast(str | None, await self._call(self._redis.get, self._pin_key(session)))
+
+    async def pin_forwarder(
+        self, session: SessionId, instance: str | None, *, replacing: str | None
+    ) -> str | None:
+        args = [replacing or "", instance or "", str(FORWARDER_PIN_SECONDS)]
+        held = await self._call(self._pin, keys=[self._pin_key(session)], args=args)
+        return str(held) if held else None
+
     async def ping(self) -> None:
         await self._call(self._redis.ping)
 
@@ -449,6 +467,9 @@ class RedisStore(SessionStore):
         if ":" in sid:  # would name another key of a session (rooms.ids.parse_session_id)
             raise SessionNotFound("no such session")
         return f"{self._prefix}:s:{sid}"
+
+    def _pin_key(self, sid: SessionId) -> str:
+        return self._state_key(sid) + ":fwd"
 
     def _events_key(self, sid: SessionId) -> str:
         return self._state_key(sid) + ":ev"

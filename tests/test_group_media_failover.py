@@ -1,0 +1,140 @@
+"""Failover in a pool of two real Janus instances (each in its own network namespace), driven by
+two Homeroom nodes on one real Redis: the Janus carrying a live group is killed with SIGKILL,
+the session moves to the other, and media flows between everyone again, the clinician's mute
+still holds, and the attendance ledger is exactly as before."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+from collections.abc import AsyncIterator, Iterator
+from contextlib import ExitStack
+from pathlib import Path
+
+import pytest
+
+from media.janus.forwarder import JanusForwarder
+from media.janus.pool import JanusPool, instance_name
+from media.janus.process import JanusProcess
+from media.participant import Participant
+from rooms.ids import SessionId
+from rooms.store import SessionStore, open_store
+from tests.janus_server import start_janus
+from tests.netns import network_namespace
+from tests.signaling_harness import Node, create
+from tests.test_group_media import _waiting, everyone_receives_everyone_of, got, silence, until
+from tests.test_group_media_nodes import TwoNodes
+
+
+@pytest.fixture
+def two_janus(tmp_path: Path) -> Iterator[list[JanusProcess]]:
+    """Two real Janus, each in a namespace of its own."""
+    with ExitStack() as stack:
+        started: list[JanusProcess] = []
+        for name in ("janus-a", "janus-b"):
+            namespace = stack.enter_context(network_namespace())
+            process = start_janus(namespace, tmp_path / name)
+            stack.callback(process.stop)
+            started.append(process)
+        yield started
+
+
+class Pooled(TwoNodes):
+    def __init__(self, a: Node, b: Node, janus: list[JanusProcess], store: SessionStore) -> None:
+        super().__init__(a, b, janus[0])
+        self.pool, self.store = janus, store
+
+    def carrying(self, name: str | None) -> JanusProcess:
+        return next(j for j in self.pool if instance_name(j.config.url) == name)
+
+
+@pytest.fixture
+async def pooled(
+    two_janus: list[JanusProcess], redis_url: str, redis_prefix: str
+) -> AsyncIterator[Pooled]:
+    key = secrets.token_bytes(32)
+    stores = [open_store(redis_url, prefix=redis_prefix) for _ in range(2)]
+    pools = [
+        JanusPool([JanusForwarder(j.config.url, j.config.api_secret, key) for j in two_janus], s)
+        for s in stores
+    ]
+    nodes: list[Node] = []
+    for name, store, pool in zip(("n-a", "n-b"), stores, pools, strict=True):
+        await pool.start(set())
+        node = Node(store, name=name, redis_url=redis_url, channel=redis_prefix, forwarder=pool)
+        nodes.append(await node.start())
+    group = Pooled(nodes[0], nodes[1], two_janus, stores[0])
+    try:
+        yield group
+    finally:
+        for participant in group.joined:
+            await participant.close()
+        for node in nodes:
+            await node.stop()
+        for pool in pools:
+            await pool.close()
+        for store in stores:
+            await store.close()
+
+
+def video_counts(members: list[Participant]) -> dict[tuple[int, int], int]:
+    return {
+        (i, j): got(r, s).video_frames
+        for i, r in enumerate(members)
+        for j, s in enumerate(members)
+        if r is not s
+    }
+
+
+async def test_killed_janus_fails_over_with_media_mute_and_attendance_intact(
+    pooled: Pooled,
+) -> None:
+    loop = asyncio.get_running_loop()
+    a, b = pooled.a, pooled.b
+    state = await create(a.rooms, "group", "c-1", "p-1", "p-2", purpose="therapy_group")
+    clinician = await pooled.join(a, state, "c-1")
+    members = [clinician]
+    # p-1 (on node B) runs a modified client: it keeps sending audio whatever the room says.
+    for patient, node in (("p-1", b), ("p-2", a)):
+        member = await pooled.join(node, state, patient, obey=patient != "p-1")
+        await until(lambda p=patient: _waiting(clinician, p), f"{patient} waits")
+        assert (await clinician.admit(patient))["ok"] is True
+        members.append(member)
+    loud, other = members[1], members[2]
+    await until(everyone_receives_everyone_of(members), "every endpoint receives every other")
+    assert (await clinician.call("mute", {"attendee": "p-1"}))["ok"] is True
+    for receiver in (clinician, other):
+        await silence(lambda r=receiver: got(r, loud).audio_frames, "p-1's audio")
+    sid = SessionId(str(state.spec.id))
+    first = await pooled.store.forwarder_pin(sid)
+    carrying = pooled.carrying(first)
+    ledger = await pooled.store.events(sid)
+
+    before = video_counts(members)
+    carrying.kill()
+    killed_at = loop.time()
+    await until(lambda: everyone_sees_everyone(members, before, 3), "video again after the kill")
+    recovered = loop.time() - killed_at
+    # Reported, not asserted against a tight bound: the machine may be loaded.
+    print(f"\nfailover: video between all {len(members)} endpoints {recovered:.2f} s after kill -9")
+    # Both nodes moved the session to the other Janus, the one instance left.
+    second = await pooled.store.forwarder_pin(sid)
+    assert second is not None and second != first
+    assert pooled.carrying(second).running and not carrying.running
+    pooled.janus = pooled.carrying(second)
+    assert await pooled.homeroom_rooms() == [str(sid)]
+    after = video_counts(members)
+    await until(lambda: everyone_sees_everyone(members, after, 10), "video keeps flowing")
+    # The mute holds on the new Janus, whatever p-1 sends; the others are heard.
+    for receiver in (clinician, other):
+        await silence(lambda r=receiver: got(r, loud).audio_frames, "p-1's audio after failover")
+    heard = got(clinician, other).audio_frames
+    await until(lambda: got(clinician, other).audio_frames > heard + 10, "p-2's audio")
+    # A media gap is not a leave: the attendance ledger is exactly as before.
+    assert await pooled.store.events(sid) == ledger
+
+
+def everyone_sees_everyone(
+    members: list[Participant], since: dict[tuple[int, int], int], frames: int
+) -> bool:
+    return all(count + frames < video_counts(members)[pair] for pair, count in since.items())
