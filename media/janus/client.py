@@ -158,7 +158,9 @@ class JanusConnection:
             if not pending.future.done():
                 pending.future.set_exception(JanusUnavailable(reason))
         self._pending.clear()
-        for handle in list(self._handles.values()):
+        # Once: a later close() of the lost connection must not tell them again.
+        handles, self._handles = list(self._handles.values()), {}
+        for handle in handles:
             handle._deliver(Reply(janus="detached", sender=handle.id))
 
 
