@@ -197,8 +197,9 @@ _CRASH = re.compile(r"Traceback|Error|Exception|error|CRITICAL")
 
 
 def bad_log_lines(lines: list[str]) -> list[str]:
-    """Lines of a server's output at error level or above, or plain text that reads like a
-    traceback (the start-up banner is plain text too, and harmless)."""
+    """Lines of a server's output at error level or above, access lines of a 5xx answer (one
+    a client that hung up never saw included), or plain text that reads like a traceback
+    (the start-up banner is plain text too, and harmless)."""
     bad = []
     for line in lines:
         try:
@@ -207,7 +208,11 @@ def bad_log_lines(lines: list[str]) -> list[str]:
             if _CRASH.search(line):
                 bad.append(line)
             continue
-        if not isinstance(entry, dict) or entry.get("level") in ("error", "critical", "exception"):
+        if (
+            not isinstance(entry, dict)
+            or entry.get("level") in ("error", "critical", "exception")
+            or (entry.get("event") == "http_request" and entry.get("status", 0) >= 500)
+        ):
             bad.append(line)
     return bad
 
