@@ -13,12 +13,13 @@ from pathlib import Path
 
 import pytest
 
+from media.forwarder import EndpointCallbacks
 from media.janus.forwarder import JanusForwarder
 from media.janus.pool import JanusPool, instance_name
 from media.janus.process import JanusProcess
 from media.participant import Participant
 from rooms.ids import SessionId
-from rooms.store import SessionStore, open_store
+from rooms.store import MemoryStore, SessionStore, open_store
 from tests.janus_server import start_janus
 from tests.netns import network_namespace
 from tests.signaling_harness import Node, create
@@ -138,3 +139,45 @@ def everyone_sees_everyone(
     members: list[Participant], since: dict[tuple[int, int], int], frames: int
 ) -> bool:
     return all(count + frames < video_counts(members)[pair] for pair, count in since.items())
+
+
+async def _nothing(_: object) -> None:
+    return None
+
+
+async def test_sessions_go_to_the_instance_with_fewer_publishers_and_avoid_a_dead_one(
+    two_janus: list[JanusProcess],
+) -> None:
+    key = secrets.token_bytes(32)
+    store = MemoryStore()
+    forwarders = [JanusForwarder(j.config.url, j.config.api_secret, key) for j in two_janus]
+    pool = JanusPool(forwarders, store)
+    await pool.start(set())
+    names = {instance_name(j.config.url): j for j in two_janus}
+    quiet = EndpointCallbacks(offer=_nothing, closed=_nothing)
+    try:
+        await pool.open_room("s-busy", publishers=8)
+        for endpoint in ("e-1", "e-2", "e-3"):
+            await pool.join("s-busy", endpoint, quiet)
+        busy = await store.forwarder_pin(SessionId("s-busy"))
+        # Three publishers on one Janus, none on the other: the next session goes there.
+        await pool.open_room("s-next", publishers=8)
+        calm = await store.forwarder_pin(SessionId("s-next"))
+        assert busy in names and calm in names and calm != busy
+        # The calm one dies: the check marks it down, and new sessions go to the busy one.
+        names[calm].kill()
+        await until(lambda: not _up(pool, calm), "the dead Janus is marked down")
+        assert (await pool.health()).healthy
+        await pool.open_room("s-later", publishers=8)
+        assert await store.forwarder_pin(SessionId("s-later")) == busy
+        # A session pinned to the dead one moves on its next use; closing it unpins it.
+        await pool.join("s-next", "e-4", quiet)
+        assert await store.forwarder_pin(SessionId("s-next")) == busy
+        await pool.close_room("s-next")
+        assert await store.forwarder_pin(SessionId("s-next")) is None
+    finally:
+        await pool.close()
+
+
+def _up(pool: JanusPool, name: str | None) -> bool:
+    return next(i for i in pool.instances if i.name == name).healthy
