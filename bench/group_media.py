@@ -150,6 +150,8 @@ class GroupResult:
     window: Window
     #: The last joiner's admissions, in order.
     admissions: list[Admission] = field(default_factory=list)
+    #: What went wrong after the window, if anything.
+    trouble: str = ""
 
 
 @dataclass
@@ -322,24 +324,58 @@ async def through_homeroom(
             firsts = _first_frames(guest)
             timed.append(Admission(min(firsts) - admitted, max(firsts) - admitted))
 
+    step = "starting"
     try:
-        async with asyncio.timeout(SETUP_WITHIN):
-            await host.join()
-            for guest in people[1:]:
-                await enter(guest, guest is people[-1])
-            await until(lambda: _frames_from_all(people, UP_FRAMES))
-        window = await measure_window(people, people[-1], seconds, janus_pid, served.proc.pid)
-        for _ in range(admissions - 1):
+        try:
             async with asyncio.timeout(SETUP_WITHIN):
-                gone = people.pop()
-                await gone.participant.call("leave")
-                await gone.participant.close()
-                await asyncio.sleep(1.0)  # the others' subscriptions drop its feed
-                people.append(Person(served.url, gone.attendee, tokens[gone.attendee], clip))
-                await enter(people[-1], last=True)
-        return GroupResult(window, timed)
+                step = "joining"
+                await host.join()
+                for k, guest in enumerate(people[1:], 1):
+                    step = f"admitting member {k}"
+                    await enter(guest, guest is people[-1])
+                step = "waiting for everyone to receive everyone"
+                await until(lambda: _frames_from_all(people, UP_FRAMES))
+        except TimeoutError:
+            raise NotUp(f"{step}; {_missing(people)}") from None
+        window = await measure_window(people, people[-1], seconds, janus_pid, served.proc.pid)
+        result = GroupResult(window, timed)
+        for k in range(1, admissions):
+            try:
+                async with asyncio.timeout(SETUP_WITHIN):
+                    gone = people.pop()
+                    await gone.participant.call("leave")
+                    await gone.participant.close()
+                    await asyncio.sleep(1.0)  # the others' subscriptions drop its feed
+                    people.append(Person(served.url, gone.attendee, tokens[gone.attendee], clip))
+                    await enter(people[-1], last=True)
+            except TimeoutError:
+                result.trouble = (
+                    f"admission {k + 1} of the last joiner not done within {SETUP_WITHIN:.0f} s "
+                    f"({_missing(people)})"
+                )
+                break
+        return result
     finally:
         await _end(host, people)
+
+
+class NotUp(Exception):
+    """A group that did not come up in time, and how far it got."""
+
+
+def _missing(members: list[Any]) -> str:
+    """Who lacks frames from whom (members by their order of joining: 0 joined first)."""
+    lacking = []
+    for k, me in enumerate(members):
+        got = me.received()
+        short = [
+            str(j)
+            for j, other in enumerate(members)
+            if other is not me and (other.name not in got or got[other.name].video_frames < 1)
+        ]
+        if short:
+            lacking.append(f"{k} has no frame from {','.join(short)}")
+    return "; ".join(lacking) or "every member has frames from every other"
 
 
 async def _end(host: Person, people: list[Person]) -> None:
@@ -590,6 +626,9 @@ async def measure(address: str, mode: str, out: Path, sizes: tuple[int, ...]) ->
                 if one is not None:
                     direct.append(one)
             _rows(results, n, home, floor, mesh, direct)
+            for name, group in (("through Homeroom", home), ("in a mesh", mesh)):
+                if group is not None and group.trouble:
+                    results.errors.append(f"{PART}: group of {n} {name}: {group.trouble}")
     finally:
         for served in servers:
             served.proc.stop()
@@ -627,6 +666,8 @@ async def _attempt(results: Results, what: str, work: Any, failure_is_error: boo
         return await work
     except TimeoutError:
         message = f"{PART}: group of {what}: not up within {SETUP_WITHIN:.0f} s"
+    except NotUp as exc:
+        message = f"{PART}: group of {what}: not up within {SETUP_WITHIN:.0f} s, {exc}"
     except Exception as exc:
         message = f"{PART}: group of {what}: {type(exc).__name__}: {exc}"
     (results.errors if failure_is_error else results.notes).append(message)
