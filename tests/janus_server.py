@@ -23,8 +23,11 @@ MISSING = (
 WS_PORT = 8188
 
 
-def start_janus(namespace: Namespace, directory: Path) -> JanusProcess:
-    """Start Janus in ``namespace`` and wait for its API on the namespace side of the pair."""
+def start_janus(
+    namespace: Namespace, directory: Path, api_secret: str | None = None
+) -> JanusProcess:
+    """Start Janus in ``namespace`` and wait for its API on the namespace side of the pair
+    (``api_secret``: one shared with other instances, as a pool's are; else a new one)."""
     if find_binary() is None:
         pytest.fail(MISSING, pytrace=False)
     config = JanusConfig(
@@ -33,6 +36,7 @@ def start_janus(namespace: Namespace, directory: Path) -> JanusProcess:
         ice_enforce=(namespace.inner_address,),
         # Each namespace has ports of its own; a random range keeps two Janus apart anyway.
         rtp_port_range=_port_range(),
+        **({"api_secret": api_secret} if api_secret is not None else {}),
     )
     process = JanusProcess(config, directory, prefix=namespace.prefix)
     process.start()

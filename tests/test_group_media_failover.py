@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from media.forwarder import EndpointCallbacks
+from media.janus.config import new_api_secret
 from media.janus.forwarder import JanusForwarder
 from media.janus.pool import JanusPool, instance_name
 from media.janus.process import JanusProcess
@@ -25,16 +26,19 @@ from tests.netns import network_namespace
 from tests.signaling_harness import Node, create
 from tests.test_group_media import _waiting, everyone_receives_everyone_of, got, silence, until
 from tests.test_group_media_nodes import TwoNodes
+from tests.test_group_media_setup import _healthz, _serve, _settings
+from web.group_media import GROUP_MEDIA
 
 
 @pytest.fixture
 def two_janus(tmp_path: Path) -> Iterator[list[JanusProcess]]:
     """Two real Janus, each in a namespace of its own."""
+    secret = new_api_secret()  # one for the pool, as HOMEROOM_JANUS_API_SECRET is
     with ExitStack() as stack:
         started: list[JanusProcess] = []
         for name in ("janus-a", "janus-b"):
             namespace = stack.enter_context(network_namespace())
-            process = start_janus(namespace, tmp_path / name)
+            process = start_janus(namespace, tmp_path / name, secret)
             stack.callback(process.stop)
             started.append(process)
         yield started
@@ -181,3 +185,30 @@ async def test_sessions_go_to_the_instance_with_fewer_publishers_and_avoid_a_dea
 
 def _up(pool: JanusPool, name: str | None) -> bool:
     return next(i for i in pool.instances if i.name == name).healthy
+
+
+async def test_homeroom_serve_drives_a_pool_from_its_settings(
+    tmp_path: Path, two_janus: list[JanusProcess]
+) -> None:
+    urls = ",".join(j.config.url for j in two_janus)
+    settings = _settings(tmp_path, janus_urls=urls, janus_api_secret=two_janus[0].config.api_secret)
+    runner, url = await _serve(settings)
+    try:
+        assert isinstance(runner.app[GROUP_MEDIA].forwarder, JanusPool)
+        media = (await _healthz(url))["group_media"]
+        assert media == {
+            "forwarded": True,
+            "by": "janus",
+            "mode": "configured",
+            "healthy": True,
+            "instances": {"up": 2, "of": 2},
+        }
+        two_janus[1].kill()
+        expected = {**media, "instances": {"up": 1, "of": 2}}
+        loop = asyncio.get_running_loop()
+        end = loop.time() + 60
+        while (await _healthz(url))["group_media"] != expected:
+            assert loop.time() < end, "/healthz never said one instance is down"
+            await asyncio.sleep(0.2)
+    finally:
+        await runner.cleanup()
