@@ -212,3 +212,30 @@ async def test_homeroom_serve_drives_a_pool_from_its_settings(
             await asyncio.sleep(0.2)
     finally:
         await runner.cleanup()
+
+
+async def test_endpoints_follow_a_move_made_by_another_node(two_janus: list[JanusProcess]) -> None:
+    key = secrets.token_bytes(32)
+    store = MemoryStore()
+    pool = JanusPool(
+        [JanusForwarder(j.config.url, j.config.api_secret, key) for j in two_janus], store
+    )
+    await pool.start(set())
+    closed: list[str] = []
+
+    async def record(reason: str) -> None:
+        closed.append(reason)
+
+    try:
+        await pool.open_room("s-moved", publishers=8)
+        await pool.join("s-moved", "e-1", EndpointCallbacks(offer=_nothing, closed=record))
+        here = await store.forwarder_pin(SessionId("s-moved"))
+        there = next(i.name for i in pool.instances if i.name != here)
+        # Another node found this session's Janus down and moved it: this node's endpoint is
+        # told to publish again (signaling sends media_reset), and then enters the new one.
+        assert await store.pin_forwarder(SessionId("s-moved"), there, replacing=here) == there
+        await until(lambda: closed == ["forwarder_lost"], "the endpoint is sent to publish again")
+        await pool.join("s-moved", "e-1", EndpointCallbacks(offer=_nothing, closed=record))
+        assert await store.forwarder_pin(SessionId("s-moved")) == there
+    finally:
+        await pool.close()
