@@ -143,6 +143,8 @@ class SignalingServer:
         self._closing: set[asyncio.Future[Any]] = set()
         #: Hang-ups on their way to the store: kept through an outage, written after it.
         self.hangups = Hangups(self._write_hangup)
+        if manager is not None:
+            manager.on_resubscribed = self.resync
         self.sio.on("connect", self._connect)
         self.sio.on("disconnect", self._disconnect)
         self.sio.on("*", self._dispatch)
@@ -444,6 +446,24 @@ class SignalingServer:
         before = Before(self._views)
         before.connections = dict(connections or {})
         await self._publish(state, events, before)
+
+    async def resync(self) -> None:
+        """Send every connection of this node its current view, from the store: after the
+        fan-out lost Redis (``BoundedRedisManager.on_resubscribed``), what other nodes pushed
+        meanwhile never arrived. Views carry versions, so one a client has already is ignored."""
+        conns = [c for c in self.local.values() if not c.gone]  # each committed before the read
+        for session in {c.session for c in conns}:
+            try:
+                state = await self.rooms.get_session(session)
+            except HomeroomError as exc:  # ended and expired, or the store is away again
+                log.info("resync_skipped", session=session, code=exc.code, node=self.rooms.node)
+                continue
+            views = self._views.of(state)
+            for conn in conns:
+                endpoint = state.endpoints.get(conn.endpoint)
+                if conn.session == session and endpoint and endpoint.connection == conn.sid:
+                    await send_local(self.sio, conn.sid, "room", views[conn.endpoint])
+        log.info("resynced", connections=len(conns), node=self.rooms.node)
 
     async def _drop(self, sid: str) -> None:
         """Close a connection whose endpoint is finished (on whichever node holds it)."""
