@@ -67,12 +67,17 @@ class Person(Client):
         self.ended = False
 
     async def _on_delta(self, delta: dict[str, Any]) -> None:
-        """As the harness does, except that a ``hello`` the server cannot answer yet (the store
-        is away) is asked again, as a page does, instead of leaving the view behind."""
+        """As the harness does, except that when the whole view cannot be had at once (the
+        store is away, or the delta came before socket.io's connect acknowledgement, when
+        python-socketio cannot send yet) it is asked again once it can be, as a page does."""
         try:
             await super()._on_delta(delta)
-        except (socketio.exceptions.TimeoutError, KeyError):
+        except (socketio.exceptions.SocketIOError, KeyError):
             async with asyncio.timeout(WITHIN):
+                while not self.sio.connected:  # noqa: ASYNC110 -- python-socketio's state
+                    if self.ended:
+                        return
+                    await asyncio.sleep(RETRY)
                 while "room" not in (reply := await self.ask("hello")):  # noqa: ASYNC110
                     await asyncio.sleep(RETRY)
             self.rooms.append(reply["room"])
@@ -218,9 +223,11 @@ class Clinic:
         )
         self.record.did(session, person.endpoint, (dropped,), started=started)
 
-    async def resume(self, session: str, seat: Seat, node: ServedNode, *, lost: bool) -> None:
-        """Come back on ``node`` with the last resume credential. ``lost``: this endpoint's node
-        was killed, so the ledger may show the drop (if the reaper closed it first) or not."""
+    async def resume(
+        self, session: str, seat: Seat, node: ServedNode, *, lost: Expect | None = None
+    ) -> None:
+        """Come back on ``node`` with the last resume credential. ``lost``: the close of this
+        endpoint's killed node, which the ledger shows only if the reaper got there first."""
         old = seat.person
         assert old is not None
 
@@ -231,34 +238,20 @@ class Clinic:
 
         started, person = await retrying(attempt)
         assert person.endpoint == old.endpoint and person.welcome["resumed"] is True
-        seat.person, seat.node = person, node
-        done = now()
+        seat.person, seat.node, done = person, node, now()
         back = Expect(EventKind.RESUMED, seat.attendee, started, done, (("takeover", False),))
-        outcomes = [(back,)]
-        if lost:
-            through = Expect(EventKind.RESUMED, seat.attendee, started, done, (("takeover", True),))
-            outcomes.append((through,))
-        self.record.did(session, person.endpoint, *outcomes, started=started)
+        if lost is None:
+            self.record.did(session, person.endpoint, (back,), started=started)
+            return
+        through = Expect(EventKind.RESUMED, seat.attendee, started, done, (("takeover", True),))
+        self.record.did(session, person.endpoint, (lost, back), (through,), started=lost.latest)
 
-    def killed(self, node: ServedNode, kill: datetime, resumers: set[str]) -> None:
-        """Note that ``node`` died at ``kill``: each endpoint on it is closed at its last
-        heartbeat, unless it resumed elsewhere before the reaper got to it."""
-        earliest = kill - timedelta(seconds=BEAT_SLACK * BEAT)
-        for session, seats in self.seats.items():
-            for seat in seats:
-                if seat.node is not node or seat.person is None or not seat.person.live:
-                    continue
-                lost = Expect(
-                    EventKind.DISCONNECTED,
-                    seat.attendee,
-                    earliest,
-                    kill,
-                    (("reason", "node_lost"),),
-                )
-                outcomes = [(lost,)]
-                if seat.attendee in resumers:
-                    outcomes.append(())  # taken over on the other node before the reap
-                self.record.did(session, seat.person.endpoint, *outcomes, started=kill)
+    def lost(self, seat: Seat, before: datetime, after: datetime) -> Expect:
+        """The close of ``seat``'s endpoint when its node was killed between ``before`` and
+        ``after``: at the node's last heartbeat."""
+        earliest = before - timedelta(seconds=BEAT_SLACK * BEAT)
+        reason = (("reason", "node_lost"),)
+        return Expect(EventKind.DISCONNECTED, seat.attendee, earliest, after, reason)
 
     # --- checks --------------------------------------------------------------------------
 
@@ -352,7 +345,14 @@ async def store(own_redis: RedisServer) -> AsyncIterator[RedisStore]:
 @pytest.fixture
 async def clinic(nodes: tuple[ServedNode, ServedNode]) -> AsyncIterator[Clinic]:
     opened = Clinic(nodes)
-    await opened.open()
+    try:
+        await opened.open()
+    except BaseException:
+        for node in nodes:
+            for line in node.lines:
+                if '"warning"' in line or '"error"' in line:
+                    print("NODE", line[:400])
+        raise
     assert len(opened.people) == SESSIONS * (PRESENT + 1)
     yield opened
     await asyncio.gather(*(p.close() for p in opened.people if p.sio.connected))
@@ -378,7 +378,7 @@ async def _during_outage(clinic: Clinic, session: str, delay: float) -> None:
 
     async def blip_back() -> None:
         await clinic.hang_up(session, blip)
-        await clinic.resume(session, blip, blip.node, lost=False)
+        await clinic.resume(session, blip, blip.node)
 
     await asyncio.gather(
         clinic.leave(session, leaver),
@@ -431,3 +431,79 @@ async def test_redis_stopped_for_20_s_under_load(
     clinic: Clinic, own_redis: RedisServer, store: RedisStore
 ) -> None:
     await _outage(clinic, own_redis, store, 20.0)
+
+
+# --- a node killed --------------------------------------------------------------------------
+
+
+async def test_a_node_killed_in_calls_under_load(clinic: Clinic, store: RedisStore) -> None:
+    """Node B dies with SIGKILL. In each session the clinician and one patient on B resume on
+    A at once, one patient resumes only after the reaper closed their endpoint, the others
+    stay away (closed at B's last heartbeat); on A a patient leaves and a latecomer joins."""
+    a, b = clinic.nodes
+    on_b = {
+        session: [s for s in seats if s.node is b and s.person is not None]
+        for session, seats in clinic.seats.items()
+    }
+    before = now()
+    await b.stop(kill=True)
+    after = now()
+    await until(lambda: not any(s.person and s.person.sio.connected for s in _all(on_b)), WITHIN)
+    for seat in _all(on_b):
+        assert seat.person is not None
+        seat.person.ended = True  # its socket is closed: nobody is there until they resume
+
+    async def session_goes_on(session: str) -> None:
+        host, *patients = (
+            on_b[session] if on_b[session][0].attendee.startswith("c-") else [None, *on_b[session]]
+        )
+        early = [p for p in (host, patients[0]) if p is not None]
+        late, stayers = patients[1], patients[2:]
+        for seat in stayers:
+            record_lost(session, seat)
+        record_lost(session, late)
+        await asyncio.gather(*(clinic.resume(session, s, a, lost=lost(s)) for s in early))
+        leaver = next(s for s in clinic.seats[session][1:] if s.node is a and s.person)
+        latecomer = clinic.seat(session, PRESENT + 1)
+        latecomer.node = a
+        await asyncio.gather(
+            clinic.leave(session, leaver),
+            clinic.arrive(session, latecomer),
+            resume_after_reap(session, late),
+        )
+
+    def lost(seat: Seat) -> Expect:
+        return clinic.lost(seat, before, after)
+
+    def record_lost(session: str, seat: Seat) -> None:
+        assert seat.person is not None
+        clinic.record.did(session, seat.person.endpoint, (lost(seat),), started=before)
+
+    async def resume_after_reap(session: str, seat: Seat) -> None:
+        assert seat.person is not None
+        endpoint = seat.person.endpoint
+        async with asyncio.timeout(WITHIN):
+            while (await store.get(SessionId(session))).endpoints[endpoint].connected:  # noqa: ASYNC110
+                await asyncio.sleep(0.1)
+        await clinic.resume(session, seat, a)
+
+    await asyncio.gather(*(session_goes_on(s) for s in clinic.sessions))
+    await clinic.settled(store)
+    recovered = (now() - after).total_seconds()
+    tally = await clinic.check(store)
+    killed = {s.person.endpoint for s in _all(on_b) if s.person}
+    for session in clinic.sessions:
+        for event in await store.events(SessionId(session)):
+            if event.data.get("reason") == "node_lost":
+                assert event.endpoint in killed, event
+    report(
+        "node killed",
+        clinic,
+        tally,
+        endpoints_on_killed_node=len(killed),
+        recovered_s=round(recovered, 1),
+    )
+
+
+def _all(by_session: dict[str, list[Seat]]) -> list[Seat]:
+    return [seat for seats in by_session.values() for seat in seats]
