@@ -74,7 +74,7 @@ class Person(Client):
             await super()._on_delta(delta)
         except (socketio.exceptions.SocketIOError, KeyError):
             async with asyncio.timeout(WITHIN):
-                while not self.sio.connected:  # noqa: ASYNC110 -- python-socketio's state
+                while not self.sio.connected:
                     if self.ended:
                         return
                     await asyncio.sleep(RETRY)
