@@ -18,7 +18,7 @@ from pathlib import Path
 
 import structlog
 
-from bench import attendance, group_media, media_start, profile, signaling, views
+from bench import attendance, group_media, media_start, overrides, profile, signaling, views
 from bench.params import FULL, QUICK, Params
 from bench.report import Report, cpu_times, machine, steal_share
 from bench.servers import PINNED, pin_self_to_load_core
@@ -30,6 +30,7 @@ OUT = Path(__file__).resolve().parent / "out"
 def parts() -> dict[str, Part]:
     return {
         "signaling": signaling.run,
+        "overrides": overrides.run,
         "media": media_start.run,
         "group": group_media.run,
         "attendance": attendance.run,

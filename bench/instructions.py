@@ -40,7 +40,7 @@ def _callgrind(out: Path) -> list[str]:
 
 async def _ready(served: Served, path: str) -> None:
     """Like ``Served.ready``, with the patience a server under valgrind needs."""
-    deadline = time.monotonic() + 300
+    deadline = time.monotonic() + 1200
     async with aiohttp.ClientSession() as http:
         while time.monotonic() < deadline:
             served.proc.check()
@@ -54,12 +54,16 @@ async def _ready(served: Served, path: str) -> None:
     raise RuntimeError(f"{served.proc.name} did not start under valgrind")
 
 
-async def _start(name: str, out: Path, redis_url: str) -> Served:
+async def _start(
+    name: str, out: Path, redis_url: str, extra_env: dict[str, str] | None = None
+) -> Served:
     port = free_port()
-    if name == "Homeroom":
+    if extra_env is not None or name == "Homeroom":
+        prefix = "instr-" + "".join(c if c.isalnum() else "-" for c in name)[:24]
         env = {
-            **servers.homeroom_env(out, port, redis_url, "instr-homeroom"),
+            **servers.homeroom_env(out, port, redis_url, prefix),
             "PYTHONPATH": str(REPO),
+            **(extra_env or {}),
         }
         argv = [*_callgrind(out), sys.executable, "-c", _HOMEROOM]
         path = "/readyz"
@@ -72,7 +76,9 @@ async def _start(name: str, out: Path, redis_url: str) -> Served:
             *servers.floor_argv(port, redis_url, f"instr-{pattern}", fanout, pattern),
         ]
         path = "/healthz"
-    proc = Proc(name, servers._pinned(servers.SERVER_CORE, argv), out / f"{name}.log", env, out)
+    # Counts do not depend on the core: servers counted side by side may share both.
+    argv = servers._pinned(servers.SERVER_CORE, argv) if extra_env is None else argv
+    proc = Proc(name, argv, out / f"{name}.log", env, out)
     served = Served(proc, f"http://127.0.0.1:{port}")
     await _ready(served, path)
     return served
@@ -112,12 +118,20 @@ async def _instructions(pid: int, out: Path) -> int:
     raise RuntimeError("callgrind wrote no dump")
 
 
-async def measure(name: str, n: int, out: Path, redis_url: str) -> float:
-    """Instructions per lifecycle of one server."""
-    served = await _start(name, out, redis_url)
+async def measure(
+    name: str,
+    n: int,
+    out: Path,
+    redis_url: str,
+    kind: type[Target] | None = None,
+    extra_env: dict[str, str] | None = None,
+) -> float:
+    """Instructions per lifecycle of one server: ``name`` is Homeroom or a floor, or, with
+    ``extra_env``, a Homeroom run with those variables, driven through ``kind``'s lifecycle."""
+    served = await _start(name, out, redis_url, extra_env)
     try:
         async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as http:
-            kind = {"Homeroom": Homeroom, PATTERN: FloorPattern}.get(name, Floor)
+            kind = kind or {"Homeroom": Homeroom, PATTERN: FloorPattern}.get(name, Floor)
             target: Target = kind(served, http)
             await target.prepare(4)
             for _ in range(20):

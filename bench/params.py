@@ -29,6 +29,9 @@ class Params:
     #: Room views: patients joining one waiting room (then four times as many; a roster
     #: holds at most 200).
     view_joins: int = 40
+    #: Overrides against the libraries' paths: seconds at the rate per server, in rounds.
+    override_seconds: float = 60.0
+    override_rounds: int = 12
     #: Profiler: seconds of samples under saturation.
     profile_seconds: float = 20.0
 
@@ -46,4 +49,6 @@ QUICK = replace(
     redis_writes=500,
     profile_seconds=5.0,
     view_joins=10,
+    override_seconds=4.0,
+    override_rounds=2,
 )

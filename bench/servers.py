@@ -187,9 +187,11 @@ def floor_argv(port: int, redis_url: str, prefix: str, fanout: str, pattern: str
             "--pattern", pattern]  # fmt: skip
 
 
-async def start_homeroom(out: Path, redis_url: str, prefix: str) -> Served:
+async def start_homeroom(
+    out: Path, redis_url: str, prefix: str, extra_env: dict[str, str] | None = None
+) -> Served:
     port = free_port()
-    env = homeroom_env(out, port, redis_url, prefix)
+    env = {**homeroom_env(out, port, redis_url, prefix), **(extra_env or {})}
     # Its own working directory: a developer's .env must not change what is measured.
     argv = _pinned(SERVER_CORE, [str(HOMEROOM), "serve"])
     proc = Proc("homeroom serve", argv, out / f"{prefix}.log", env, cwd=out)

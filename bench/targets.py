@@ -120,7 +120,7 @@ class _AdmitLifecycle(Target):
             await patient.connect(seat.auth)
             joined = loop.time()
             me = _welcomed(patient)["endpoint"]
-            await seat.clinician.until_view(lambda view: _waiting(view, me))
+            await seat.clinician.until_view(lambda view: is_waiting(view, me))
             expect_ok(await seat.clinician.call("admit", {"attendee": seat.patient}), "admit")
             await patient.until_view(lambda view: bool(view["admitted"]))
             expect_ok(await patient.call("leave"), "leave")
@@ -221,5 +221,5 @@ def _welcomed(ep: Endpoint) -> dict[str, Any]:
     return ep.welcome
 
 
-def _waiting(view: View, endpoint: str) -> bool:
+def is_waiting(view: View, endpoint: str) -> bool:
     return any(e["endpoint"] == endpoint for e in view.get("waiting", ()))

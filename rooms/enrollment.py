@@ -19,6 +19,7 @@ from rooms import hs256
 from rooms.errors import NoCareTeam, TokenExpired, TokenInvalid, TokenRevoked
 from rooms.ids import AttendeeId, PseudonymStr, TokenId, new_token_id
 from rooms.kinds import RULES, CareFunction, SessionKind
+from rooms.tokens import verify_hs256
 
 PROGRAM_AUDIENCE = "homeroom:program"
 #: Clock skew tolerated between the issuing and the checking machine, as for session links.
@@ -96,7 +97,7 @@ def decode_program_token(secret: str, token: str, now: datetime) -> ProgramClaim
     """The claims of a genuine, unexpired standing link; revocation is checked by
     :func:`check_current` against the enrollment."""
     try:
-        raw = hs256.verify(secret, token)
+        raw = verify_hs256(secret, token)
     except hs256.BadToken:
         raise TokenInvalid("this program link is not valid") from None
     if raw.get("aud") != PROGRAM_AUDIENCE or not all(k in raw for k in ("sub", "exp", "jti")):

@@ -54,7 +54,7 @@ from signaling.ice import IceRequest, TurnConfig, ice_servers
 from signaling.observer import NoObserver, SignalingObserver
 from signaling.views import View, admitted_endpoints, room_view
 from signaling.websocket import MAX_BUFFERED
-from signaling.wire import Server, TextPacket, send_local, send_local_events
+from signaling.wire import STOCK_WIRE, Server, TextPacket, send_local, send_local_events
 
 log = structlog.get_logger("homeroom.signaling")
 DEFAULT_BUDGET = BudgetLimits()
@@ -117,7 +117,7 @@ class SignalingServer:
             budgets=Budgets(config.budget) if config.budget else None,
             async_mode="aiohttp",
             client_manager=manager,
-            serializer=TextPacket,
+            serializer="default" if STOCK_WIRE else TextPacket,
             transports=["websocket"],
             # Oversized events get a clear error from _dispatch instead of a dropped socket.
             max_http_buffer_size=4 * p.MAX_EVENT_BYTES,

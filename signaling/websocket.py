@@ -29,6 +29,7 @@ cycle until the cycle collector ran.
 from __future__ import annotations
 
 import asyncio
+import os
 import struct
 from typing import Any
 
@@ -52,6 +53,9 @@ class MalformedPacket(Exception):
         super().__init__(reason)
         self.reason = reason
 
+
+#: Measurement switch (bench/overrides.py): python-engineio's own websocket loop.
+STOCK_WEBSOCKET = "websocket" in os.environ.get("HOMEROOM_STOCK_PATHS", "").split(",")
 
 #: Bytes that may wait in a connection's send buffer before the client counts as gone.
 MAX_BUFFERED = 1 << 20

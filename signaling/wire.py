@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import inspect
 import json
+import os
 from typing import Any
 
 import pydantic_core
@@ -24,9 +25,19 @@ from socketio import packet
 
 from rooms.errors import RateLimited
 from signaling.budget import Budgets
-from signaling.websocket import MESSAGE, MalformedPacket, Outbox, use_server_websocket
+from signaling.websocket import (
+    MESSAGE,
+    STOCK_WEBSOCKET,
+    MalformedPacket,
+    Outbox,
+    use_server_websocket,
+)
 
 log = structlog.get_logger("homeroom.signaling")
+
+#: Measurement switch (bench/overrides.py): python-socketio's own decoding, dispatch,
+#: packets and emits instead of this module's.
+STOCK_WIRE = "wire" in os.environ.get("HOMEROOM_STOCK_PATHS", "").split(",")
 
 #: The type prefixes of socket.io EVENT and ACK packets (carried inside Engine.IO MESSAGEs).
 _EVENT, _ACK = str(packet.EVENT), str(packet.ACK)
@@ -90,7 +101,8 @@ class Server(socketio.AsyncServer):  # type: ignore[misc]  # python-socketio is 
         self.budgets = budgets
         #: The length of the packet being handled (read by _handle_event before any await).
         self._packet_size = 0
-        use_server_websocket(self)
+        if not STOCK_WEBSOCKET:
+            use_server_websocket(self)
         #: Whether each event handler is a coroutine function (python-socketio asks inspect
         #: on every event).
         self._coroutines: dict[Any, bool] = {}
@@ -102,6 +114,9 @@ class Server(socketio.AsyncServer):  # type: ignore[misc]  # python-socketio is 
         that does not decode, goes the standard way."""
         if type(data) is str:
             self._packet_size = len(data)
+        if STOCK_WIRE:
+            await self._stock_message(eio_sid, data)
+            return
         if type(data) is str and data[:1] == _EVENT and eio_sid not in self._binary_packet:
             start = data.find("[", 1)
             ack = data[1:start]
@@ -116,6 +131,34 @@ class Server(socketio.AsyncServer):  # type: ignore[misc]  # python-socketio is 
         if eio_sid not in self._binary_packet:
             await self._check_packet(eio_sid, data)
         await super()._handle_eio_message(eio_sid, data)
+
+    async def _stock_message(self, eio_sid: str, data: Any) -> None:
+        """python-socketio's own handling, a packet it cannot decode refused as
+        MalformedPacket (a malformed CONNECT answered first)."""
+        if type(data) is not str or data[:1] not in _SOCKETIO_TYPES:
+            raise MalformedPacket("not a socket.io packet")
+        try:
+            await super()._handle_eio_message(eio_sid, data)
+        except (ValueError, RecursionError, TypeError, IndexError, KeyError):
+            if data[:1] == _CONNECT:
+                error = {"error": "invalid_message", "detail": "auth: not valid JSON"}
+                refusal = {"message": error["error"], "data": error}
+                await self.send_text(eio_sid, _CONNECT_ERROR + compact_json(refusal))
+            raise MalformedPacket("undecodable socket.io packet") from None
+
+    async def _stock_event(
+        self, eio_sid: str, namespace: str | None, id: int | None, data: list[Any]
+    ) -> None:
+        """python-socketio's dispatch, after the sender's budget is charged."""
+        if type(data) is list and data and data[0] in self.reserved_events:
+            data = ["", *data[1:]]  # answered as an unknown event, never the connection's own
+        wait = self.budgets.charge(eio_sid, self._packet_size) if self.budgets else 0
+        if not wait:
+            await super()._handle_event(eio_sid, namespace, id, data)
+        elif id is not None:
+            answer = [self._over_budget(eio_sid, wait)]
+            ack = self.packet_class(packet.ACK, namespace=namespace, id=id, data=answer)
+            await self._send_packet(eio_sid, ack)
 
     async def _check_packet(self, eio_sid: str, data: Any) -> None:
         """Raise MalformedPacket for a packet python-socketio would choke on (an exception
@@ -151,6 +194,9 @@ class Server(socketio.AsyncServer):  # type: ignore[misc]  # python-socketio is 
         a client's event named ``connect`` or ``disconnect`` goes to ``on("*")`` like any
         event without a handler, never to the connection's own handlers (python-socketio
         dispatches it to them: a second endpoint on one socket, a hang-up of an open one)."""
+        if STOCK_WIRE:
+            await self._stock_event(eio_sid, namespace, id, data)
+            return
         handlers = self.handlers.get("/") if namespace in (None, "/") else None
         if handlers and not self.async_handlers and type(data) is list and data:
             event = data[0] if type(data[0]) is str else None
@@ -202,7 +248,7 @@ class Server(socketio.AsyncServer):  # type: ignore[misc]  # python-socketio is 
 
     async def send_text(self, eio_sid: str, text: str) -> None:
         """Send one encoded socket.io packet to the Engine.IO connection ``eio_sid``."""
-        outbox = self._outbox(eio_sid)
+        outbox = None if STOCK_WIRE else self._outbox(eio_sid)
         if outbox is not None:
             outbox.write(MESSAGE + text)
         else:
@@ -219,6 +265,9 @@ class Server(socketio.AsyncServer):  # type: ignore[misc]  # python-socketio is 
                 await self.eio.send(eio_sid, text)
 
     async def _send_packet(self, eio_sid: str, pkt: packet.Packet) -> None:
+        if STOCK_WIRE:
+            await super()._send_packet(eio_sid, pkt)
+            return
         encoded = pkt.encode()
         if type(encoded) is str:
             await self.send_text(eio_sid, encoded)
@@ -239,6 +288,9 @@ def _ack(answer: Any) -> list[Any]:
 async def send_local(sio: Server, sid: str, event: str, data: Any) -> None:
     """Send ``event`` to a connection of this node, in order with its other packets. A
     connection that is already gone is skipped."""
+    if STOCK_WIRE:
+        await sio.emit(event, data, to=sid, ignore_queue=True)
+        return
     eio_sid = sio.manager.eio_sid_from_sid(sid, "/")
     if eio_sid is not None:
         await sio.send_text(eio_sid, _EVENT + compact_json([event, data]))  # as TextPacket on "/"
@@ -247,6 +299,10 @@ async def send_local(sio: Server, sid: str, event: str, data: Any) -> None:
 async def send_local_events(sio: Server, sid: str, events: list[tuple[str, Any]]) -> None:
     """Send several events to a connection of this node, in order, in one write (see
     :meth:`Server.send_texts`). A connection that is already gone is skipped."""
+    if STOCK_WIRE:
+        for event, data in events:
+            await sio.emit(event, data, to=sid, ignore_queue=True)
+        return
     eio_sid = sio.manager.eio_sid_from_sid(sid, "/")
     if eio_sid is not None:
         texts = [_EVENT + compact_json([event, data]) for event, data in events]
