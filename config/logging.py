@@ -4,23 +4,17 @@ Attendance logs are 42 CFR Part 2 / HIPAA records, so every event passes :func:`
 before it is rendered: keys that name a person's identifying details are masked, and string
 values that look like an e-mail address or a phone number are masked wherever they appear.
 Standard-library records (aiohttp's own errors) go through the same chain, as templates
-without their arguments and exceptions without their messages (:func:`library_record`). In
-json mode, structlog's own lines take that chain as one processor (:func:`_json_line`): the
-same steps in the same order, giving the same line, for a fraction of the calls.
+without their arguments and exceptions without their messages (:func:`library_record`).
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import os
 import re
 import sys
-import time
 import traceback
-from _json import encode_basestring_ascii, make_encoder
 from collections.abc import Callable, Mapping, MutableMapping
-from datetime import UTC, datetime
 from typing import Any, Literal, TextIO
 
 import structlog
@@ -80,9 +74,6 @@ _IPV4_RE = re.compile(r"\d{1,3}(?:\.\d{1,3}){3}")
 _SEVEN_DIGITS_RE = re.compile(r"\D*+\d" * 7)
 _seven_digits = _SEVEN_DIGITS_RE.match
 
-#: Measurement switch (bench/overrides.py): structlog's chain of processors in json mode
-#: instead of :func:`_json_line`.
-STOCK_CHAIN = "logging" in os.environ.get("HOMEROOM_STOCK_PATHS", "").split(",")
 #: Verdicts of :func:`is_denied_key` by key: log keys come from code, so they are few.
 _KEY_VERDICTS: dict[str, bool] = {}
 _KEY_VERDICTS_MAX = 4096
@@ -136,8 +127,7 @@ def configure_logging(
         else structlog.dev.ConsoleRenderer(colors=False)
     )
     structlog.configure(
-        # In json mode the shared chain and the renderer as one processor (same lines).
-        processors=[_json_line] if fmt == "json" and not STOCK_CHAIN else [*shared, renderer],
+        processors=[*shared, renderer],
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level.upper())),
         # One write of the line and its newline, then a flush: every line reaches the stream
         # when it is logged, as with print(..., flush=True), for one call less.
@@ -292,55 +282,12 @@ def _timestamp_slot(_logger: WrappedLogger, _method: str, event_dict: EventDict)
     return event_dict
 
 
-#: What ``add_log_level`` writes for a logger method whose name is not the level's.
-_LEVEL_OF = {"warn": "warning", "exception": "error"}
-#: The current second as ISO 8601 text in UTC: (seconds since the epoch, text).
-_SECOND: tuple[int, str] = (-1, "")
-
-
-def _json_line(logger: WrappedLogger, method: str, event_dict: EventDict) -> str:
-    """json mode's chain in one processor: merge the context variables, add the level and
-    the timestamp's slot, format an exception, redact, stamp, render. Each step as the
-    chain's processor does it (tests/test_logging_fast_paths.py renders lines both ways),
-    without a call per step, a new JSON encoder per line or a datetime per stamp."""
-    structlog.contextvars.merge_contextvars(logger, method, event_dict)
-    event_dict["level"] = _LEVEL_OF.get(method, method)
-    event_dict["timestamp"] = None
-    if "exc_info" in event_dict:
-        structlog.processors.format_exc_info(logger, method, event_dict)
-    _redact_mapping(event_dict)
-    event_dict["timestamp"] = utc_now_text()
-    return "".join(_LINE(event_dict, 0))
-
-
-def utc_now_text() -> str:
-    """The time now as structlog's ``TimeStamper(fmt="iso", utc=True)`` writes it
-    (``2026-11-28T12:15:24.122307Z``; no fraction at a whole second), with the date and time
-    of day formatted once a second."""
-    global _SECOND
-    second, nanos = divmod(time.time_ns(), 1_000_000_000)
-    cached = _SECOND
-    if cached[0] != second:
-        # One tuple, replaced whole: a thread reading it never pairs one second's number
-        # with another's text.
-        text = datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%S")
-        cached = _SECOND = (second, text)
-    micros = nanos // 1000
-    return f"{cached[1]}.{micros:06d}Z" if micros else cached[1] + "Z"
-
-
 def _fallback(value: Any) -> Any:
     """What structlog's JSONRenderer writes for a value JSON has no form for."""
     try:
         return value.__structlog__()
     except AttributeError:
         return repr(value)
-
-
-#: ``json.dumps(..., default=_fallback)`` without building an encoder per line. No check for
-#: circular containers: redaction has copied every container by then, and would not have
-#: come back from one.
-_LINE = make_encoder(None, _fallback, encode_basestring_ascii, None, ": ", ", ", False, False, True)
 
 
 def _dumps(obj: Any, *, default: Callable[[Any], Any]) -> str:

@@ -15,7 +15,6 @@ from typing import Annotated
 import jwt
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
 
-from rooms import hs256
 from rooms.errors import NoCareTeam, TokenExpired, TokenInvalid, TokenRevoked
 from rooms.ids import AttendeeId, PseudonymStr, TokenId, new_token_id
 from rooms.kinds import RULES, CareFunction, SessionKind
@@ -98,7 +97,7 @@ def decode_program_token(secret: str, token: str, now: datetime) -> ProgramClaim
     :func:`check_current` against the enrollment."""
     try:
         raw = verify_hs256(secret, token)
-    except hs256.BadToken:
+    except jwt.InvalidTokenError:
         raise TokenInvalid("this program link is not valid") from None
     if raw.get("aud") != PROGRAM_AUDIENCE or not all(k in raw for k in ("sub", "exp", "jti")):
         raise TokenInvalid("this program link is not valid")

@@ -1,8 +1,7 @@
 """Signed, expiring tokens: session links for attendees, bearer tokens for staff.
 
-Pure functions: PyJWT issues the tokens (HS256), :mod:`rooms.hs256` checks their signature
-(strictly, at about a quarter of PyJWT's cost: every join checks one); the caller passes
-``now`` so validity is deterministic.
+Pure functions: PyJWT issues and checks the tokens (HS256); the caller passes ``now`` so
+validity is deterministic.
 A link token and a staff token carry different audiences, so neither passes for the other.
 Revocation is not in the token: callers check it against the session's state with
 :func:`check_not_revoked` (a removed attendee's link stops working at once).
@@ -10,7 +9,6 @@ Revocation is not in the token: callers check it against the session's state wit
 
 from __future__ import annotations
 
-import os
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any, TypeVar
@@ -18,7 +16,6 @@ from typing import Any, TypeVar
 import jwt
 from pydantic import AwareDatetime, BaseModel, ConfigDict, ValidationError
 
-from rooms import hs256
 from rooms.errors import (
     NotOnRoster,
     TokenExpired,
@@ -203,27 +200,25 @@ def verify_staff_token(secret: str, token: str, now: datetime) -> StaffClaims:
     return claims
 
 
-#: Measurement switch (bench/overrides.py): PyJWT's ``jwt.decode`` instead of rooms.hs256.
-STOCK_HS256 = "hs256" in os.environ.get("HOMEROOM_STOCK_PATHS", "").split(",")
-
-
 def verify_hs256(secret: str, token: str) -> dict[str, Any]:
-    """The payload of an HS256 token signed with ``secret``; hs256.BadToken otherwise."""
-    if not STOCK_HS256:
-        return hs256.verify(secret, token)
-    try:
-        raw: dict[str, Any] = jwt.decode(
-            token, secret, algorithms=["HS256"], options={"verify_exp": False, "verify_aud": False}
-        )
-    except jwt.InvalidTokenError:
-        raise hs256.BadToken from None
-    return raw
+    """The claims of an HS256 token signed with ``secret``; ``jwt.InvalidTokenError``
+    otherwise (a bad signature, another algorithm, a payload that is not a JSON object).
+    PyJWT checks the signature and the algorithm only: a token's times are checked against
+    the caller's ``now`` (not the wall clock), its audience and claims by the callers."""
+    claims: dict[str, Any] = jwt.decode(
+        token,
+        secret,
+        algorithms=[ALGORITHM],
+        options={"verify_exp": False, "verify_nbf": False, "verify_iat": False,
+                 "verify_aud": False},
+    )  # fmt: skip
+    return claims
 
 
 def _decode(secret: str, token: str, audience: str, required: list[str]) -> dict[str, Any]:
     try:
         raw = verify_hs256(secret, token)
-    except hs256.BadToken:
+    except jwt.InvalidTokenError:
         # One message whatever failed: a forger learns nothing about which check caught them.
         raise TokenInvalid("this link or token is not valid") from None
     # Time is checked against the caller's ``now`` (not the wall clock), by the caller.

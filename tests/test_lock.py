@@ -41,6 +41,18 @@ def declared(*, extras: bool = True) -> list[Requirement]:
     return [Requirement(text) for text in texts]
 
 
+def pinned(name: str) -> str:
+    """The exact version pyproject.toml pins ``name`` to (a library whose internals Homeroom
+    overrides: docs/performance.md); fails if it is not pinned exactly."""
+    for requirement in declared(extras=False):
+        if canonicalize_name(requirement.name) == canonicalize_name(name):
+            specs = list(requirement.specifier)
+            exact = len(specs) == 1 and specs[0].operator == "=="
+            assert exact, f"{name} must be pinned exactly, not {requirement.specifier}"
+            return specs[0].version
+    raise AssertionError(f"{name} is not a declared dependency")
+
+
 def test_every_declared_dependency_is_pinned_within_its_range() -> None:
     pins = lock_pins()
     problems = []

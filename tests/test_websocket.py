@@ -8,16 +8,20 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import importlib.metadata
+import inspect
 import os
 from collections.abc import AsyncIterator
 from typing import Any
 
+import engineio
 import pytest
 import socketio
 from aiohttp import web
 
-from signaling.websocket import MAX_BUFFERED, frame, use_server_websocket
+from signaling.websocket import MAX_BUFFERED, ServerWebSocket, frame, use_server_websocket
 from tests.redis_server import free_port
+from tests.test_lock import pinned
 from tests.signaling_harness import until
 
 PING_INTERVAL, PING_TIMEOUT = 1, 1
@@ -282,3 +286,25 @@ async def test_packets_sent_together_leave_in_one_write_and_in_order(bare: Bare)
     socket.queue.write_texts(['42["late",1]'])  # closed: nothing written, and no error
     assert len(writes) == sent
     raw.close()
+
+
+def test_python_engineio_is_the_release_the_loop_was_measured_against() -> None:
+    """signaling.websocket replaces python-engineio's websocket loop (kept: it saves more than
+    15% of the server's CPU per join lifecycle, docs/performance.md). The library is pinned
+    exactly; before moving the pin, run this file and `python -m bench --only overrides`."""
+    assert importlib.metadata.version("python-engineio") == pinned("python-engineio")
+
+
+def test_the_engineio_internals_the_loop_relies_on_are_there() -> None:
+    """What signaling.websocket reaches into, by name: a rename upgrades into a failure here,
+    not into connections that silently take python-engineio's own loop."""
+    sio = socketio.AsyncServer(async_mode="aiohttp")
+    assert sio.eio._async["websocket"] is engineio.async_drivers.aiohttp.WebSocket
+    use_server_websocket(sio)
+    assert sio.eio._async["websocket"] is ServerWebSocket
+    socket = engineio.async_socket.AsyncSocket(sio.eio, "sid-1")
+    for name in ("queue", "connected", "upgraded", "receive", "close", "sid", "server"):
+        assert hasattr(socket, name), name
+    assert list(inspect.signature(socket.close).parameters) == ["wait", "abort", "reason"]
+    assert hasattr(sio.eio.reason, "TRANSPORT_CLOSE")
+    assert inspect.iscoroutinefunction(engineio.async_drivers.aiohttp.WebSocket.__call__)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib.metadata
+import inspect
 import json
 import random
 from collections.abc import Awaitable, Callable
@@ -13,6 +15,7 @@ from socketio import packet
 
 from signaling import wire
 from signaling.wire import TextPacket, compact_json
+from tests.test_lock import pinned
 
 
 def _value(rng: random.Random, depth: int = 0) -> Any:
@@ -218,3 +221,30 @@ async def test_events_of_a_client_not_connected_are_dropped_as_before() -> None:
         await wire.Server._handle_event(server, eio_sid, *rest)
 
     assert await _answers(gone, calls) == []
+
+
+def test_python_socketio_is_the_release_the_wire_was_measured_against() -> None:
+    """signaling.wire replaces python-socketio's decoding, dispatch and sends (kept: it saves
+    more than 15% of the server's CPU per join lifecycle, docs/performance.md). The library is
+    pinned exactly; before moving the pin, run this file and `python -m bench --only
+    overrides`."""
+    assert importlib.metadata.version("python-socketio") == pinned("python-socketio")
+
+
+def test_the_socketio_internals_the_wire_relies_on_are_there() -> None:
+    """What signaling.wire overrides or reads, by name and signature: a rename upgrades into a
+    failure here, not into events that silently skip the server's checks."""
+    base = socketio.AsyncServer
+    for name, params in {
+        "_handle_eio_message": ["self", "eio_sid", "data"],
+        "_handle_event": ["self", "eio_sid", "namespace", "id", "data"],
+        "_handle_eio_disconnect": ["self", "eio_sid", "reason"],
+        "_send_packet": ["self", "eio_sid", "pkt"],
+    }.items():
+        assert list(inspect.signature(getattr(base, name)).parameters) == params, name
+    server = wire.Server(async_mode="aiohttp", async_handlers=False)
+    assert server._binary_packet == {} and server.reserved_events == ["connect", "disconnect"]
+    for name in ("sid_from_eio_sid", "eio_sid_from_sid", "is_connected"):
+        assert callable(getattr(server.manager, name)), name
+    assert packet.Packet.uses_binary_events and hasattr(packet.Packet, "json")
+    assert server.packet_class is packet.Packet  # TextPacket only when the server is given it

@@ -2,8 +2,8 @@
 prometheus-client's collector interface at scrape time.
 
 prometheus-client's own Counter and Histogram take a threading lock on every update; on the
-event loop (one thread) that lock buys nothing, and measured here it was most of what
-metering cost per join lifecycle (bench/metrics_cost.py). These update by one dict write.
+event loop (one thread) that lock buys nothing, and measured on its own it was most of what
+metering cost per join lifecycle. These update by one dict write.
 """
 
 from __future__ import annotations

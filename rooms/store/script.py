@@ -7,8 +7,8 @@ and observability layers, and packed its arguments one by one: about as much CPU
 process as the call itself. Here the script's calls use redis-py's connections directly:
 connected, authenticated and parsed as before, but checked out from a plain free list and
 written as one pre-packed command. The EVALSHA's client CPU went from about 120 to 60 us, and
-that of a pair of store commands (an HGET and this EVALSHA, ``python -m
-bench.redis_client_cost``) from 101 to 84 us each.
+that of a pair of store commands (an HGET and this EVALSHA, timed in alternating rounds)
+from 101 to 84 us each.
 
 The behaviour around a call stays what the store documents: a connection that fails is
 dropped and the command sent again on a new one, a few times with a short backoff (the
