@@ -21,8 +21,8 @@ from aiohttp import web
 
 from signaling.websocket import MAX_BUFFERED, ServerWebSocket, frame, use_server_websocket
 from tests.redis_server import free_port
-from tests.test_lock import pinned
 from tests.signaling_harness import until
+from tests.test_lock import pinned
 
 PING_INTERVAL, PING_TIMEOUT = 1, 1
 
