@@ -10,11 +10,15 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Iterator
+from functools import partial
 from pathlib import Path
 
 import pytest
 
+from rooms import membership
 from rooms.errors import StoreUnavailable
+from rooms.ids import AttendeeId
+from rooms.ledger import EventKind
 from rooms.store.redis import RedisStore
 from tests.redis_server import RedisServer
 from tests.signaling_harness import Client, Node, create, link, until
@@ -86,4 +90,32 @@ async def test_a_push_across_nodes_after_an_outage_arrives(
         within=30,
     )
     for client in (host, first, patient):
+        await client.close()
+
+
+async def test_a_close_the_fan_out_lost_is_made_when_it_is_back(nodes: tuple[Node, Node]) -> None:
+    """A removal decided on node A while node B heard nothing of it (its subscription away):
+    once B is subscribed again, its connection of the removed patient gets its bye and
+    closes, and nothing more is recorded."""
+    a, b = nodes
+    state = await create(a.rooms, "group", "c-1", "p-1", "p-2", purpose="therapy_group")
+    session = state.spec.id
+    host = await Client(a.url).connect(token=link(state, "c-1"))
+    patient = await Client(b.url).connect(token=link(state, "p-1"))
+    other = await Client(b.url).connect(token=link(state, "p-2"))
+    for who in ("p-1", "p-2"):
+        assert (await host.call("admit", {"attendee": who}))["ok"] is True
+    await until(lambda: patient.room["admitted"] and other.room["admitted"])
+    remove = partial(membership.remove, actor=AttendeeId("c-1"), attendee=AttendeeId("p-1"))
+    await a.rooms.apply(session, remove)  # committed; nothing pushed (the push was lost)
+
+    await b.server.resync()
+    await until(lambda: patient.byes == [{"reason": "removed", "detail": ""}])
+    await until(lambda: not patient.sio.connected)
+    await until(
+        lambda: {e["endpoint"] for e in other.room["endpoints"]} == {host.endpoint, other.endpoint}
+    )
+    kinds = [e.kind for e in await a.rooms.events(session) if e.attendee == "p-1"]
+    assert kinds[-1] is EventKind.REMOVED and EventKind.DISCONNECTED not in kinds
+    for client in (host, other):
         await client.close()
