@@ -448,22 +448,38 @@ class SignalingServer:
         await self._publish(state, events, before)
 
     async def resync(self) -> None:
-        """Send every connection of this node its current view, from the store: after the
-        fan-out lost Redis (``BoundedRedisManager.on_resubscribed``), what other nodes pushed
-        meanwhile never arrived. Views carry versions, so one a client has already is ignored."""
+        """Bring every connection of this node up to the store: after the fan-out lost Redis
+        (``BoundedRedisManager.on_resubscribed``), what other nodes pushed meanwhile never
+        arrived. Each gets its current view (views carry versions, so one a client has already
+        is ignored); one whose endpoint the store no longer gives it gets the bye it missed,
+        and is closed."""
         conns = [c for c in self.local.values() if not c.gone]  # each committed before the read
         for session in {c.session for c in conns}:
             try:
                 state = await self.rooms.get_session(session)
+                views = self._views.of(state)
+                for conn in (c for c in conns if c.session == session):
+                    endpoint = state.endpoints.get(conn.endpoint)
+                    if endpoint is not None and endpoint.connection == conn.sid:
+                        await send_local(self.sio, conn.sid, "room", views[conn.endpoint])
+                    else:
+                        await self._close_missed(state, conn, moved=endpoint is not None)
             except HomeroomError as exc:  # ended and expired, or the store is away again
                 log.info("resync_skipped", session=session, code=exc.code, node=self.rooms.node)
-                continue
-            views = self._views.of(state)
-            for conn in conns:
-                endpoint = state.endpoints.get(conn.endpoint)
-                if conn.session == session and endpoint and endpoint.connection == conn.sid:
-                    await send_local(self.sio, conn.sid, "room", views[conn.endpoint])
         log.info("resynced", connections=len(conns), node=self.rooms.node)
+
+    async def _close_missed(self, state: SessionState, conn: Conn, *, moved: bool) -> None:
+        """Close ``conn``, whose endpoint another node closed or moved while this node could
+        not hear it, with the bye the ledger says it was due (none when it names no reason)."""
+        if moved:
+            reason: str | None = "replaced"
+        else:
+            mine = [e for e in await self.rooms.events(conn.session) if e.endpoint == conn.endpoint]
+            reason = closed_by(state, mine[-len(conn.attendees) :]).get(conn.endpoint)
+        if reason is not None:
+            await send_local(self.sio, conn.sid, "bye", p.Bye(reason=reason).model_dump())
+        conn.log.info("closed_on_resync", reason=reason)
+        await self._drop(conn.sid)
 
     async def _drop(self, sid: str) -> None:
         """Close a connection whose endpoint is finished (on whichever node holds it)."""
