@@ -11,13 +11,19 @@ LOCK := requirements.lock
 APP_LOCK := requirements-app.lock
 
 .PHONY: run test lint lock check-redis bench check-chromium check-janus check-coturn \
-	check-compose compose-config assets screenshots
+	check-compose compose-config assets screenshots fuzz
 
 run: $(STAMP) assets check-janus
 	$(BIN)/homeroom serve --demo
 
 test: $(STAMP) assets check-redis check-chromium check-janus check-coturn compose-config lint
 	$(BIN)/pytest
+
+# The fuzz suites alone (part of make test too), with each suite's count of inputs.
+FUZZ_TESTS := tests/test_fuzz_events.py tests/test_fuzz_rest.py tests/test_fuzz_frames.py \
+	tests/test_fuzz_http.py tests/test_fuzz_total.py
+fuzz: $(STAMP) check-redis
+	$(BIN)/pytest -q -s $(FUZZ_TESTS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import re
 import threading
 from collections.abc import Coroutine, Iterator, Mapping
@@ -36,6 +37,23 @@ BATCH = 25
 
 def batch(one: st.SearchStrategy[_T]) -> st.SearchStrategy[list[_T]]:
     return st.lists(one, min_size=BATCH, max_size=BATCH)
+
+
+#: Inputs each suite sends in a run unless its variable says otherwise (FUZZ_EVENTS, ...);
+#: together at least 10,000 (tests/test_fuzz_total.py), written down in docs/development.md.
+PLANNED = {"events": 3000, "rest": 3500, "frames": 2500, "http": 2000}
+
+
+def planned(suite: str) -> int:
+    """The inputs ``suite`` sends in this run: its variable ``FUZZ_<SUITE>``, else PLANNED."""
+    return int(os.environ.get(f"FUZZ_{suite.upper()}", PLANNED[suite]))
+
+
+def ran(suite: str, inputs: int, detail: str) -> None:
+    """Print what ``suite`` sent, and fail unless it sent every input it planned (hypothesis
+    runs each example of the batch once, the derandomized examples the same every run)."""
+    print(f"\nfuzz {suite}: {inputs} inputs ({detail})")
+    assert inputs >= planned(suite) // BATCH * BATCH, (suite, inputs, planned(suite))
 
 
 def fuzz_settings(examples: int) -> settings:

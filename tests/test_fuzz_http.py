@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,12 +33,12 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from tests import fuzz_world as fw
-from tests.fuzzing import ANY_JSON, BATCH, Portal, batch, fuzz_settings, portal
+from tests.fuzzing import ANY_JSON, BATCH, Portal, batch, fuzz_settings, planned, portal, ran
 from tests.test_fuzz_frames import weighted
 from tests.test_fuzz_rest import ADMIN, CLINICIAN, REQUESTS, SESSION, STRANGER, RestWorld
 
 #: Inputs per run (each one request on a connection of its own).
-INPUTS = int(os.environ.get("FUZZ_HTTP", 2000))
+INPUTS = planned("http")
 
 ROUTES = [
     "/", "/healthz", "/readyz", "/join", "/host", "/console", "/admin", "/program",
@@ -274,8 +273,4 @@ def test_http_lines_paths_and_headers_fuzzed_through_the_real_server(
     finally:
         loop.run(http.close())
     loop.run(world.real_join())
-    print(
-        f"\nfuzz HTTP: {raw.inputs} requests ({raw.accepted} changes accepted, "
-        f"{raw.unanswered} closed unanswered)"
-    )
-    assert raw.inputs >= INPUTS
+    ran("http", raw.inputs, f"{raw.accepted} changes accepted, {raw.unanswered} unanswered")

@@ -10,7 +10,6 @@ and the server logged no error. Afterwards the server still serves a real join.
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -26,14 +25,25 @@ from pydantic import BaseModel
 from rooms.service import CreateSession
 from rooms.tokens import StaffRole, issue_staff_token
 from tests import fuzz_world as fw
-from tests.fuzzing import BATCH, ERROR_CODES, Portal, batch, fuzz_settings, fuzzed, portal
+from tests.fuzzing import (
+    BATCH,
+    ERROR_CODES,
+    Portal,
+    batch,
+    fuzz_settings,
+    fuzzed,
+    planned,
+    portal,
+    ran,
+)
 from tests.signaling_harness import SECRET
 from web.app import VerifyLink
 from web.audit import AuditParams, RangeParams
 from web.records import AttendanceParams
 from web.sessions import ListParams
 
-INPUTS = int(os.environ.get("FUZZ_REST", 3500))
+#: Inputs per run (each one request through the real server).
+INPUTS = planned("rest")
 
 #: Codes of HTTP-level refusals (web/errors.py) besides the domain's.
 HTTP_CODES = {"invalid_message", "not_found", "method_not_allowed", "body_too_large"}
@@ -184,5 +194,4 @@ def test_every_rest_route_fuzzed_through_the_real_server(loop: Portal, world: fw
     finally:
         loop.run(http.close())
     loop.run(world.real_join())
-    print(f"\nfuzz REST: {rest.inputs} requests ({rest.accepted} accepted)")
-    assert rest.inputs >= INPUTS * 0.9
+    ran("rest", rest.inputs, f"{rest.accepted} accepted")
