@@ -23,7 +23,7 @@ from rooms.state import SessionState
 from rooms.store.base import Mutation
 from rooms.store.redis import RedisStore
 from tests.redis_server import RedisServer
-from tests.signaling_harness import Client, Node, create, link, until
+from tests.signaling_harness import Client, Node, connect_error, create, link, until
 
 
 @pytest.fixture
@@ -165,3 +165,41 @@ async def test_a_hang_up_whose_reply_was_lost_is_recorded_once(node: Node) -> No
     assert len(_drops(events)) == 1
     assert (await node.rooms.get_session(session)).version == (await store.get(session)).version
     await host.close()
+
+
+async def test_a_join_whose_reply_was_lost_leaves_no_one_connected(node: Node) -> None:
+    """The join committed, the store's reply was lost and the page was refused: nobody holds
+    that connection, so its endpoint is closed as a hang-up, not left connected (a ghost the
+    clinician could admit and the ledger would credit)."""
+    state = await create(node.rooms, "individual", "c-17", "p-201")
+    session = state.spec.id
+    store = node.rooms.store
+    assert isinstance(store, LostReplies)
+    store.lose = 1
+    before = _now()
+    refusal = await connect_error(node.url, token=link(state, "p-201"))
+    assert refusal["error"] == "store_unavailable"
+
+    events = await _ledger_until(node.rooms, session, lambda ev: len(_drops(ev)) == 1)
+    after = _now()
+    waiting, dropped = [e for e in events if e.attendee == "p-201"]
+    assert (waiting.kind, dropped.kind) == (EventKind.WAITING, EventKind.DISCONNECTED)
+    assert before <= waiting.at <= dropped.at <= after
+    assert not any(e.connected for e in (await node.rooms.get_session(session)).endpoints.values())
+    # The page tries again and simply joins: no "already joined" from the one it never had.
+    patient = await Client(node.url).connect(token=link(state, "p-201"))
+    assert patient.room["admitted"] is False
+    await patient.close()
+
+
+async def test_a_join_refused_before_it_committed_records_nothing_more(
+    node: Node, own_redis: RedisServer
+) -> None:
+    state = await create(node.rooms, "individual", "c-17", "p-201")
+    own_redis.stop()
+    refusal = await connect_error(node.url, token=link(state, "p-201"))
+    assert refusal["error"] == "store_unavailable"
+    await asyncio.to_thread(own_redis.start)
+    await until(lambda: node.server.hangups.kept == 0, within=30)
+    events = await node.rooms.events(state.spec.id)
+    assert [e.kind for e in events if e.attendee is not None] == []
