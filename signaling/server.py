@@ -29,6 +29,7 @@ from rooms.errors import (
     NotAuthenticated,
     NotAuthorized,
     RateLimited,
+    StoreUnavailable,
     TokenInvalid,
     WrongSession,
 )
@@ -205,7 +206,11 @@ class SignalingServer:
                 return events
             return membership.join(state, ctx, endpoint, claims.attendee, sid, _digest(credential))
 
-        state, events, before = await self._apply(claims.session, change)
+        try:
+            state, events, before = await self._apply(claims.session, change)
+        except StoreUnavailable:
+            await self._refused_unheld(claims.session, endpoint, sid)  # as the change last ran
+            raise
         moved = endpoint in before.connections
         old = before.connections.get(endpoint)
         if old and old != sid:  # taken over: the other window hears where the call went
@@ -230,7 +235,11 @@ class SignalingServer:
         )
         if self.hangups.kept:  # the drop before this resume is recorded first, as one
             await self.hangups.flush()
-        state, events, before = await self._apply(session, change)
+        try:
+            state, events, before = await self._apply(session, change)
+        except StoreUnavailable:
+            await self._refused_unheld(session, endpoint, sid)
+            raise
         old = before.connections.get(endpoint)
         if old and old != sid:
             await self._send("bye", p.Bye(reason="replaced").model_dump(), old)
@@ -240,6 +249,13 @@ class SignalingServer:
         await self._greet(conn, state, events, before)
         self.rooms.release(state)
         return conn
+
+    async def _refused_unheld(self, session: SessionId, endpoint: EndpointId, sid: str) -> None:
+        """A connection is refused because the store failed; the change may still have
+        committed with its reply lost, leaving ``endpoint`` connected through ``sid``, which
+        nobody holds. Closed as a hang-up, now: had the change not committed, that hang-up
+        names a connection the endpoint never had and records nothing."""
+        await self.hangups.record(Hangup(session, endpoint, sid, self.rooms.clock()))
 
     def _register(
         self, sid: str, state: SessionState, endpoint: EndpointId, credential: str, *, resumed: bool
