@@ -189,6 +189,9 @@ async def test_a_13_person_group_on_the_console_and_a_phone(
     await host.get_by_role("button", name="Join the session").click()
     await stage(host, "call")
     await says(host, "#absent-count", "(12)")  # everyone expected, nobody here yet
+    # No Janus here: the group falls back to the mesh, and the console says what that costs.
+    await shows(host, "#mesh-notice", "degrades beyond 4 devices")
+    assert await host.locator("#mesh-notice").get_attribute("data-over") == "false"
 
     # Eleven patients join through signaling (no media: their tiles stay dark), one in Chromium.
     others = [
@@ -204,6 +207,8 @@ async def test_a_13_person_group_on_the_console_and_a_phone(
         await says(host, "#present-count", "(13)")  # twelve patients and the clinician
         await says(host, "#waiting-count", "(0)")
         assert await host.locator("#absent-list").is_hidden()
+        await shows(host, "#mesh-notice", "(13 now)")
+        assert await host.locator("#mesh-notice").get_attribute("data-over") == "true"
 
         # The console: all thirteen rows (twelve patients and the clinician) on screen at once.
         rows = host.locator("#people-list li.person")
@@ -211,6 +216,9 @@ async def test_a_13_person_group_on_the_console_and_a_phone(
         await snap(host, "console-group", LAPTOP)
         for n in range(13):
             await in_viewport(host, f"#people-list li.person >> nth={n}")
+        # ... and inside the console's own box, which scrolls: not one row hidden in it.
+        last, panel = await box(host, "#people-list li.person >> nth=12"), await box(host, "#console")
+        assert last["y"] + last["height"] <= panel["y"] + panel["height"] + 0.5, (last, panel)
         await accessible(host, "console")
 
         # The patient's phone: the speaker large, pages of small tiles, the controls on screen.

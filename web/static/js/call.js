@@ -1,13 +1,17 @@
 // The call's pictures: one tile per other endpoint of the call, laid out for 1, 2 or many by
 // CSS (data-count on the grid), and this device's own picture (self-view). From four remote
 // tiles on (a group) the active speaker is large and the others are small tiles in pages, so
-// a group of 14 fits a phone: whoever feeds media (the mesh now, the group forwarder later)
-// calls stream() and setActive().
+// a group of 14 fits a phone: whoever feeds media (mesh.js, or forwarded.js in a group through
+// the forwarder) calls stream() and setActive(), and onLayers hears which size each tile shows.
 
 import { el } from "./dom.js";
 
 /** Small tiles per page: two columns of three on a phone, four columns of three wider. */
 function pageSize() { return window.matchMedia("(min-width: 48rem)").matches ? 12 : 6; }
+
+/** Simulcast layers a tile asks for: the large one high, two or three side by side middle,
+ * small (or off-page) tiles low. */
+export const LAYER = { low: 0, middle: 1, high: 2 };
 
 export class CallView {
   /** label(endpointView) -> the words under a tile (the page decides what it may show). */
@@ -19,6 +23,8 @@ export class CallView {
     this.active = null;
     this.page = 0;
     this.pager = this._pager();
+    /** onLayers({endpoint: LAYER}) after every layout change (a media feed may follow it). */
+    this.onLayers = () => {};
     grid.after(this.pager.nav);
     window.matchMedia("(min-width: 48rem)").addEventListener("change", () => this._layout());
   }
@@ -70,6 +76,12 @@ export class CallView {
     status.textContent = "Page " + (this.page + 1) + " of " + pages + " (" + this.tiles.size + " others)";
     previous.disabled = this.page === 0;
     next.disabled = this.page >= pages - 1;
+    const layers = {};
+    for (const endpoint of this.tiles.keys()) {
+      if (group) { layers[endpoint] = endpoint === this.active ? LAYER.high : LAYER.low; }
+      else { layers[endpoint] = this.tiles.size === 1 ? LAYER.high : LAYER.middle; }
+    }
+    this.onLayers(layers);
   }
 
   _pager() {

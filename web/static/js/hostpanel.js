@@ -7,6 +7,10 @@ import { $, el } from "./dom.js";
 const STATS_EVERY_MS = 3000;
 const STATUS_WORDS = { scheduled: "Not started", open: "Open: waiting room", live: "Live", ended: "Ended" };
 
+/** A group on the peer-to-peer mesh (no forwarder on this server): every device sends its
+ * video to every other, which only works for a few. */
+const MESH_DEVICES = 4;
+
 /** good / fair / poor from round-trip time, frame rate and packets lost since the last sample. */
 function grade(q, lost) {
   if (q.state && q.state !== "connected") { return q.state === "failed" ? "no connection" : "connecting…"; }
@@ -95,6 +99,7 @@ export class HostPanel {
     const room = this.visit.room;
     if (!room) { return; }
     $("session-state").textContent = (STATUS_WORDS[room.status] || room.status) + (room.locked ? " · Locked" : "");
+    this._meshNotice(room);
     const lock = $("lock");
     lock.textContent = room.locked ? "Unlock" : "Lock";
     lock.setAttribute("aria-pressed", String(room.locked));
@@ -122,6 +127,21 @@ export class HostPanel {
     });
     this._announce(waiting.map(([, a]) => a.attendee),
       inCall.flatMap((e) => e.attendees).filter((a) => a.unmute_requested).map((a) => a.attendee));
+  }
+
+  /** Without a forwarder a group falls back to the mesh: say that video degrades beyond four
+   * devices, and say it louder once there are more. */
+  _meshNotice(room) {
+    const welcome = this.visit.signaling && this.visit.signaling.welcome;
+    const box = $("mesh-notice");
+    box.hidden = !welcome || welcome.kind !== "group" || welcome.target !== "peer";
+    if (box.hidden) { return; }
+    const devices = room.endpoints.filter((e) => e.connected).length;
+    const over = devices > MESH_DEVICES;
+    box.dataset.over = String(over);
+    // One short line, so that a group's rows still fit the console.
+    box.textContent = "Peer-to-peer video degrades beyond " + MESH_DEVICES + " devices" +
+      (over ? " (" + devices + " now)" : "");
   }
 
   _waitingRow(endpoint, person) {
@@ -194,7 +214,7 @@ export class HostPanel {
   }
 
   async _sample() {
-    this.quality = await this.visit.mesh.stats();
+    this.quality = await this.visit.transport.stats();
     for (const [endpoint, q] of Object.entries(this.quality)) {
       const total = q.packetsLost || 0;
       q.recentLost = Math.max(0, total - (this.lostBefore[endpoint] ?? total));

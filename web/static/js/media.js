@@ -19,6 +19,8 @@ export class LocalMedia {
     this.micOn = true;        // the person's own choice
     this.cameraOn = true;
     this.clinicianMuted = false;
+    /** The camera's size and rate (a group through the forwarder asks for more: forwarded.js). */
+    this.videoConstraints = VIDEO;
     /** "denied" | "missing" | "busy" | "failed" | "unsupported" per kind, or null. */
     this.problems = { audio: null, video: null };
   }
@@ -35,7 +37,7 @@ export class LocalMedia {
       return;
     }
     const audio = choice.audio ? { deviceId: { exact: choice.audio } } : true;
-    const video = choice.video ? { ...VIDEO, deviceId: { exact: choice.video } } : VIDEO;
+    const video = choice.video ? { ...this.videoConstraints, deviceId: { exact: choice.video } } : this.videoConstraints;
     this.stop();
     try {
       this._use(await navigator.mediaDevices.getUserMedia({ audio, video }));
@@ -62,7 +64,7 @@ export class LocalMedia {
   async switchDevice(kind, deviceId) {
     const constraints = kind === "audio"
       ? { audio: { deviceId: { exact: deviceId } } }
-      : { video: { ...VIDEO, deviceId: { exact: deviceId } } };
+      : { video: { ...this.videoConstraints, deviceId: { exact: deviceId } } };
     const fresh = await navigator.mediaDevices.getUserMedia(constraints);
     const track = fresh.getTracks()[0];
     const old = kind === "audio" ? this.audio : this.video;
@@ -71,6 +73,16 @@ export class LocalMedia {
     this.problems[kind] = null;
     this._apply();
     return track;
+  }
+
+  /** Another size or rate for the camera, now and after a device switch; never throws. */
+  async setVideoConstraints(constraints) {
+    this.videoConstraints = constraints;
+    const track = this.video;
+    if (!track) { return; }
+    try {
+      await track.applyConstraints({ ...constraints, deviceId: track.getSettings().deviceId });
+    } catch (_) { /* the camera keeps the size it has */ }
   }
 
   /** Labelled inputs, for the pickers (labels are known once permission was given). */

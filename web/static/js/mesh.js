@@ -303,6 +303,18 @@ export class Mesh {
     return out;
   }
 
+  /** What this device uploads: one connection, one video stream per other endpoint. */
+  async uploads() {
+    const out = { connections: this.peers.size, receiving: this.peers.size, videoSources: 0, videoLayers: 0, audioStreams: 0 };
+    await Promise.all([...this.peers.values()].map(async (peer) => {
+      (await peer.pc.getStats()).forEach((s) => {
+        if (s.type !== "outbound-rtp" || !(s.bytesSent > 0)) { return; }
+        if (s.kind === "video") { out.videoSources += 1; out.videoLayers += 1; } else if (s.kind === "audio") { out.audioStreams += 1; }
+      });
+    }));
+    return out;
+  }
+
   closeAll() {
     for (const remote of [...this.peers.keys()]) { this._drop(remote); }
     this.away.clear();

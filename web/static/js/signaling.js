@@ -7,6 +7,8 @@
 //   "welcome"  {welcome, resumed}        after every (re)connect
 //   "room"     {room}                    a newer room view
 //   "signal"   {signal}                  relayed SDP or ICE from another endpoint
+//   "media_offer" {description, streams}  the forwarder's subscription offer (group sessions)
+//   "media_reset" {reason}               the forwarder lost this endpoint's media: publish again
 //   "bye"      {reason, detail}          the server closed this endpoint for good
 //   "moved"    {}                        resumed on another node (ours shut down)
 //   "refused"  {error, detail}           the server will not let this link in (final)
@@ -75,6 +77,9 @@ export class Signaling extends EventTarget {
     s.on("room", (room) => this._room(room));
     s.on("room_delta", (delta) => this._delta(s, delta));
     s.on("signal", (signal) => this.dispatchEvent(new CustomEvent("signal", { detail: { signal } })));
+    for (const event of ["media_offer", "media_reset"]) {
+      s.on(event, current((data) => this.dispatchEvent(new CustomEvent(event, { detail: data }))));
+    }
     s.on("bye", current((bye) => this._bye(bye)));
     s.on("moving", current(() => this._move()));
     s.io.on("reconnect_attempt", current(() => { if (this.state !== "closed") { this._setState("reconnecting"); } }));

@@ -7,6 +7,7 @@ import { clock, problemLines, readToken, verifyLink, when } from "./link.js";
 import { LevelMeter, LocalMedia } from "./media.js";
 import { Signaling } from "./signaling.js";
 import { Mesh } from "./mesh.js";
+import { Forwarded } from "./forwarded.js";
 import { CallView, showSelf } from "./call.js";
 
 const ROLE_WORDS = { patient: "a patient", guest: "a family guest", clinician: "the clinician" };
@@ -48,18 +49,35 @@ export class Visit extends EventTarget {
     this.waitingMeter = new LevelMeter($("waiting-level"));
     this.signaling = null;
     this.room = null;
+    const onRemote = (endpoint, stream) => this.call.stream(endpoint, stream);
+    // Peer to peer (welcome.target "peer"), or through the forwarder (group sessions, "server").
     this.mesh = new Mesh({
       media: this.media,
       send: (signal) => this.signaling && this.signaling.signal(signal),
-      onRemote: (endpoint, stream) => this.call.stream(endpoint, stream),
+      onRemote,
     });
+    this.forwarded = new Forwarded({
+      media: this.media,
+      call: (event, data) => this.signaling ? this.signaling.call(event, data) : Promise.resolve({ error: "not_connected" }),
+      onRemote,
+      onState: (what, detail) => {
+        if (what === "refused") { this.notice("Your video could not reach the group right now. Leave and join again if it does not come back."); }
+        console.debug("forwarded:", what, detail);
+      },
+    });
+    this.target = "peer";
+    this.self = null;
     this.call = new CallView($("remotes"), (view) => this.describe(view));
+    // Through the forwarder, ask for the layer each tile shows (large: high, small: low).
+    this.call.onLayers = (layers) => { if (this.target === "server") { this.forwarded.setLayers(layers); } };
     /** Names typed on this device, by attendee id. Never sent anywhere. */
     this.names = new Map();
     this.reported = null;             // the modality last sent for this endpoint
     // For the page tests and for support: media numbers only, nothing identifying.
     window.homeroomMedia = {
-      stats: () => this.mesh.stats(),
+      stats: () => this.transport.stats(),
+      target: () => this.target,
+      uploads: () => this.transport.uploads(),
       sending: () => ({ audio: this.media.sendingAudio, video: Boolean(this.media.video && this.media.cameraOn) }),
       endpoint: () => (this.signaling && this.signaling.endpoint) || null,
     };
@@ -169,7 +187,7 @@ export class Visit extends EventTarget {
     if (!id || id === this.media.deviceId(kind)) { return; }
     try {
       const track = await this.media.switchDevice(kind, id);
-      this.mesh.replaceTrack(kind, track);
+      this.transport.replaceTrack(kind, track);
       if (kind === "audio") { this.meter.attach(track); }
       showSelf($("preview"), this.media.stream);
       this._mediaProblem();
@@ -192,6 +210,8 @@ export class Visit extends EventTarget {
     signaling.addEventListener("welcome", (e) => this._welcome(e.detail.welcome));
     signaling.addEventListener("room", (e) => this._room(e.detail.room));
     signaling.addEventListener("signal", (e) => this.mesh.deliver(e.detail.signal));
+    signaling.addEventListener("media_offer", (e) => this.forwarded.offer(e.detail));
+    signaling.addEventListener("media_reset", () => this.forwarded.reset());
     signaling.addEventListener("bye", (e) => this.finish(e.detail.reason));
     signaling.addEventListener("refused", (e) => this._refused(e.detail));
     signaling.connect();
@@ -208,8 +228,11 @@ export class Visit extends EventTarget {
 
   _welcome(welcome) {
     this.meter.detach();  // the device check is over: no drawing loop during the call
-    const fresh = this.mesh.self !== welcome.endpoint;
-    this.mesh.welcome(welcome);
+    const fresh = this.self !== welcome.endpoint;
+    this.self = welcome.endpoint;
+    this.target = welcome.target === "server" ? "server" : "peer";
+    (this.target === "server" ? this.mesh : this.forwarded).closeAll();
+    this.transport.welcome(welcome);
     if (fresh) {
       this.call.clear();
       // A new endpoint starts as video on the server; a reloaded page does not know.
@@ -229,7 +252,7 @@ export class Visit extends EventTarget {
     // The microphone check goes on in the waiting room; the call draws nothing of its own.
     if (room.admitted) { this.waitingMeter.detach(); }
     else if (!this.waitingMeter.source) { this.waitingMeter.attach(this.media.audio); }
-    this.mesh.reconcile(room);
+    this.transport.reconcile(room);
     this.call.sync(room);
     showSelf($(room.admitted ? "self-view" : "waiting-self"), this.media.stream);
     this.refreshSelf();
@@ -274,6 +297,9 @@ export class Visit extends EventTarget {
   }
 
   // --- in the call --------------------------------------------------------------------
+
+  /** The media connections this session uses: the mesh, or the forwarder's two. */
+  get transport() { return this.target === "server" ? this.forwarded : this.mesh; }
 
   /** This endpoint's own view (in the call or waiting). */
   mine() {
@@ -376,6 +402,7 @@ export class Visit extends EventTarget {
 
   stopMedia() {
     this.mesh.closeAll();
+    this.forwarded.closeAll();
     this.call.clear();
     this.meter.close();
     this.waitingMeter.close();
@@ -408,7 +435,7 @@ export class Visit extends EventTarget {
     clearInterval(this._speakerTimer);
     this._speakerTimer = setInterval(async () => {
       if (this.call.tiles.size <= 3) { return; }
-      const stats = await this.mesh.stats();
+      const stats = await this.transport.stats();
       let loudest = null;
       let level = 0.02;  // below this it is room noise, not someone speaking
       for (const [endpoint, s] of Object.entries(stats)) {
