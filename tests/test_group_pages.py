@@ -25,7 +25,7 @@ from playwright.async_api import Page
 from media.janus.process import JanusProcess
 from media.participant import Participant
 from media.synthetic import MediaSpec
-from tests.browser import Browsers, poll, says, shows, stage
+from tests.browser import ARTIFACTS, Browsers, poll, says, shows, stage
 from tests.served import ServedNode, token_of
 
 #: The aiortc participants' picture: small, so that two cores decode the whole group.
@@ -228,9 +228,29 @@ async def test_group_through_janus_with_pages_and_aiortc_participants(
             "p-6 gets everyone",
             lambda: _connections(newcomer),
         )
+        # What the people see: the patient's device on a phone, the clinician on a laptop.
+        await snap(device, "group-janus-device", PHONE)
+        await snap(host, "group-janus-host", LAPTOP)
     finally:
         for member in members:
             await member.close()
+
+
+PHONE = {"width": 390, "height": 844}
+LAPTOP = {"width": 1366, "height": 768}
+
+
+async def snap(page: Page, name: str, size: dict[str, int]) -> None:
+    """A screenshot of what ``page`` shows at ``size`` into test-artifacts/pages/, once every
+    tile has a picture."""
+    await page.set_viewport_size(size)  # type: ignore[arg-type]
+    await page.wait_for_function(
+        "() => [...document.querySelectorAll('#remotes .tile:not([hidden]) video')]"
+        ".every(v => v.videoWidth > 0)"
+    )
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    label = f"{size['width']}x{size['height']}"
+    await page.screenshot(path=str(ARTIFACTS / f"{name}-{label}.png"))
 
 
 def _connections(member: Participant) -> dict[str, Any]:

@@ -327,7 +327,7 @@ export class Visit extends EventTarget {
   _selfLabel(people) {
     const names = people.map((a) => this.names.get(a.attendee)).filter(Boolean);
     if (names.length) { return "You: " + names.join(" and "); }
-    return people.length > 1 ? "You: " + people.length + " people on this device" : "You";
+    return people.length > 1 ? "You: " + people.length + " people" : "You";  // fits a phone's small self-view
   }
 
   _rememberName(attendee, name) {
