@@ -217,7 +217,8 @@ async def test_a_13_person_group_on_the_console_and_a_phone(
         for n in range(13):
             await in_viewport(host, f"#people-list li.person >> nth={n}")
         # ... and inside the console's own box, which scrolls: not one row hidden in it.
-        last, panel = await box(host, "#people-list li.person >> nth=12"), await box(host, "#console")
+        last = await box(host, "#people-list li.person >> nth=12")
+        panel = await box(host, "#console")
         assert last["y"] + last["height"] <= panel["y"] + panel["height"] + 0.5, (last, panel)
         await accessible(host, "console")
 
