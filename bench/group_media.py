@@ -18,11 +18,12 @@ For each size N (a clinician and N-1 patients):
 - *through Homeroom*: headless participants (``media.participant``) join a group session
   through signaling and are admitted one by one; each publishes one feed to Janus and receives
   the others through one subscription. The last joiner's admission is timed: from the
-  clinician's ``admit`` to its first frame from anyone, and to frames from all N-1 others.
+  clinician's ``admit`` to its first frame from anyone, and to frames from all N-1 others;
+  after the window it leaves and comes back to be admitted again (5 admissions; quick: 2).
 - *floor*: N endpoints in this process that talk to Janus's API themselves (the same
   ``ForwardedMedia`` connections, publish and one subscription each), no Homeroom.
 - *mesh*: the same group through the Homeroom without a forwarder: every endpoint connects to
-  every other. A size whose mesh does not come up in time is not run, nor any larger one.
+  every other. Once a mesh does not come up in time, no larger one is tried.
 - *admission floor*: one aiortc connection to the newcomer carrying N-1 clip tracks,
   negotiated in memory: from the offer to the first frame, and to frames on all N-1 tracks.
 
