@@ -112,11 +112,13 @@ async def archive(
     Idempotent: re-running writes the same bytes. A file is never replaced by one that lacks
     any of its events (the store lost data): that day is reported ``refused`` instead.
     """
-    days = program_days(since, until, tz)
-    if not days:
+    span = program_day_span(since, until, tz)
+    if span is None:
         return ArchiveReport(days=())
-    start, end = day_start(days[0], tz), day_start(days[-1] + timedelta(days=1), tz)
-    wanted = set(days)
+    # The span's ends, never a list of its days: a range of centuries is millions of days, and
+    # listing them held the event loop for seconds (only days with sessions get a file).
+    first, last = span
+    start, end = day_start(first, tz), day_start(last + timedelta(days=1), tz)
     by_day: dict[date, list[_Session]] = {}
     missing: list[SessionId] = []
     for sid in await store.sessions_starting(start, end):
@@ -126,23 +128,30 @@ async def archive(
             missing.append(sid)
             continue
         day = date_of_service(spec.starts_at, tz)
-        if day in wanted:
+        if first <= day <= last:
             by_day.setdefault(day, []).append((spec, await store.events(sid)))
     done = [
         await asyncio.to_thread(write_day, archive_path(directory, day), by_day[day], day)
-        for day in days
-        if day in by_day
+        for day in sorted(by_day)
     ]
     return ArchiveReport(days=tuple(done), missing=tuple(missing))
 
 
 def program_days(since: datetime, until: datetime, tz: str) -> list[date]:
     """The dates in ``tz`` that instants in ``[since, until)`` fall on."""
-    if until <= since:
+    span = program_day_span(since, until, tz)
+    if span is None:
         return []
-    first = date_of_service(since, tz)
-    last = date_of_service(until - timedelta(microseconds=1), tz)
+    first, last = span
     return [first + timedelta(days=n) for n in range((last - first).days + 1)]
+
+
+def program_day_span(since: datetime, until: datetime, tz: str) -> tuple[date, date] | None:
+    """The first and last dates in ``tz`` that instants in ``[since, until)`` fall on; None
+    for an empty range."""
+    if until <= since:
+        return None
+    return date_of_service(since, tz), date_of_service(until - timedelta(microseconds=1), tz)
 
 
 def day_start(day: date, tz: str) -> datetime:
