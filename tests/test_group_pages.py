@@ -21,6 +21,7 @@ from typing import Any
 
 import pytest
 from playwright.async_api import Page
+from playwright.async_api import TimeoutError as PlaywrightTimeout
 
 from media.janus.process import JanusProcess
 from media.participant import Participant
@@ -61,7 +62,14 @@ def url_of(served: ServedNode, created: dict[str, Any], attendee: str) -> str:
 
 
 async def join_page(page: Page) -> None:
-    await stage(page, "setup")
+    try:
+        await stage(page, "setup", within=WITHIN)
+    except PlaywrightTimeout:
+        shown = await page.evaluate(
+            "() => [...document.querySelectorAll('main > [data-stage]:not([hidden])')]"
+            ".map(s => s.dataset.stage + ': ' + s.innerText.slice(0, 300))"
+        )
+        raise AssertionError(f"the device check never showed; the page shows {shown}") from None
     await page.wait_for_function("() => document.getElementById('preview').videoWidth > 0")
     await page.get_by_role("button", name="Join the session").click()
 
@@ -242,11 +250,13 @@ LAPTOP = {"width": 1366, "height": 768}
 
 async def snap(page: Page, name: str, size: dict[str, int]) -> None:
     """A screenshot of what ``page`` shows at ``size`` into test-artifacts/pages/, once every
-    tile has a picture."""
+    tile of a connected endpoint has a picture."""
     await page.set_viewport_size(size)  # type: ignore[arg-type]
+    # A tile of someone who hung up may stay a moment ("reconnecting", no picture).
     await page.wait_for_function(
-        "() => [...document.querySelectorAll('#remotes .tile:not([hidden]) video')]"
-        ".every(v => v.videoWidth > 0)"
+        "() => [...document.querySelectorAll('#remotes .tile:not([hidden])"
+        '[data-connected="true"] video\')].every(v => v.videoWidth > 0)',
+        timeout=WITHIN * 1000,
     )
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     label = f"{size['width']}x{size['height']}"
@@ -295,3 +305,55 @@ async def layer_follows_layout(page: Page, simulcaster: str) -> dict[str, Any] |
 
 async def _count(page: Page, selector: str, n: int) -> bool:
     return bool(await page.locator(selector).count() == n)
+
+
+async def test_pages_publish_again_when_janus_restarts(
+    forwarded: ServedNode, janus: JanusProcess, browsers: Browsers
+) -> None:
+    """Janus dies and comes back: the server sends media_reset, the pages publish again on
+    fresh connections and receive everyone again; the ledger records no leave."""
+    created = await forwarded.create_session(GROUP)
+    host = await browsers.open(url_of(forwarded, created, "c-17"), "host")
+    await join_page(host)
+    await stage(host, "call")
+    patient = await browsers.open(url_of(forwarded, created, "p-4"), "patient")
+    await join_page(patient)
+    member = Participant(forwarded.url, token=token_of(created, "p-1"), spec=SMALL)
+    try:
+        await member.join()
+        for attendee in ("p-1", "p-4"):
+            await shows(host, "#waiting-list", attendee)
+        await host.get_by_role("button", name="Admit everyone waiting").click()
+        await says(host, "#present-count", "(3)")
+        pages = {await endpoint_of(host): host, await endpoint_of(patient): patient}
+        endpoints = set(pages) | {member.endpoint}
+        for endpoint, page in pages.items():
+            await page_keeps_receiving(page, endpoints - {endpoint}, f"{endpoint} gets all")
+        await until(lambda: aiortc_gets(member, endpoints - {member.endpoint}), "p-1 gets all")
+        heard = {e: member.received(e).video_frames for e in pages}
+
+        janus.kill()
+        await asyncio.to_thread(janus.start)
+        await asyncio.to_thread(janus.wait_listening, 60.0)
+
+        for endpoint, page in pages.items():
+            made = await poll(lambda p=page: _published_again(p), WITHIN, "published again")
+            print(f"{endpoint} after the restart: {made}")
+            await page_keeps_receiving(page, endpoints - {endpoint}, f"{endpoint} gets all again")
+        await until(
+            lambda: all(member.received(e).video_frames > heard[e] + 10 for e in pages),
+            "p-1 gets the pages again",
+            lambda: _connections(member),
+        )
+        # A media gap is not a leave: nobody left the call.
+        await says(host, "#present-count", "(3)")
+    finally:
+        await member.close()
+
+
+async def _published_again(page: Page) -> dict[str, Any] | None:
+    """The page's uploads once it publishes and receives on fresh connections."""
+    sent = await uploads(page)
+    made = sent["made"]
+    fresh = made["publisher"] >= 2 and made["subscriber"] >= 2 and sent["videoLayers"] >= 1
+    return sent if fresh and sent["connections"] == 1 and sent["receiving"] == 1 else None
