@@ -22,8 +22,9 @@ const PUBLISH_ATTEMPTS = 60;
 const PUBLISH_PAUSE_MS = 1000;
 /** Refusals after which publishing again cannot help now (the room view will say why). */
 const FINAL = new Set(["not_authorized", "session_ended", "invalid_message"]);
-/** How long the receiving connection may stay failed or unconnected before it is replaced. */
-const STUCK_MS = 20000;
+/** How long a new receiving connection may take to connect before it is replaced (a slow
+ * machine may need many seconds; "disconnected" alone recovers by itself, "failed" does not). */
+const STUCK_MS = 30000;
 
 function trace(...parts) { console.debug("forwarded:", ...parts); }
 
@@ -44,6 +45,7 @@ class Leg {
       if (this.ready) { forwarded.candidate(role, init); } else { this.held.push(init); }
     };
     this.since = Date.now();
+    this.connected = false;  // once: a connection that was up is replaced only when it fails
   }
 
   /** Our description is at the server: send what was gathered meanwhile. */
@@ -252,7 +254,7 @@ export class Forwarded {
   }
 
   /** A publishing connection that failed is published again; a receiving one that failed (or
-   * never connected) is replaced by a fresh subscription. */
+   * did not connect in time) is replaced by a fresh subscription. */
   _check() {
     if (!this.admitted) { return; }
     if (this.publisher && this.publisher.pc.connectionState === "failed" && !this.publishing) {
@@ -262,8 +264,9 @@ export class Forwarded {
     const leg = this.subscriber;
     if (!leg) { return; }
     const state = leg.pc.connectionState;
-    if (state === "connected") { leg.since = Date.now(); return; }
-    if (Date.now() - leg.since < STUCK_MS) { return; }
+    if (state === "connected") { leg.connected = true; return; }
+    const stuck = !leg.connected && Date.now() - leg.since > STUCK_MS;
+    if (state !== "failed" && !stuck) { return; }
     trace("resubscribe after", state);
     this._dropSubscriber();
     this.call("media_resubscribe", {}).then((reply) => {
