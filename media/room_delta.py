@@ -30,4 +30,6 @@ def apply_delta(view: View, delta: View) -> View | None:
         known = set(order)
         order += [e["endpoint"] for e in delta["waiting"] if e["endpoint"] not in known]
     out["waiting"] = [waiting[k] for k in order]
+    departed = delta.get("departed")
+    out["departed"] = view.get("departed", []) if departed is None else departed
     return out

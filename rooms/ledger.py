@@ -111,6 +111,8 @@ def emit(
         found = state.endpoints.get(endpoint)
         if found is not None:
             found.last_event_at = ctx.now
+    if attendee is not None and kind in PRESENCE_ENDS:
+        state.attendee(attendee).left_at = ctx.now
     fields: dict[str, object] = {
         "seq": state.seq,
         "at": ctx.now,

@@ -76,6 +76,9 @@ class AttendeeState(BaseModel):
     clinician_muted: bool = False
     mute_locked: bool = False
     unmute_requested: bool = False
+    #: When this person's presence last ended (left, lost the connection, was removed, detached
+    #: or marked absent): what a clinician's console shows for someone no longer in the call.
+    left_at: AwareDatetime | None = None
 
     @property
     def muted(self) -> bool:

@@ -37,6 +37,8 @@ def room_delta(prev: View, view: View) -> View | None:
     order = [e["endpoint"] for e in view["waiting"]]
     if _merged_order(prev["waiting"], gone, waiting) != order:
         delta["waiting_order"] = order  # rare: someone went back to the waiting room
+    if prev["departed"] != view["departed"]:
+        delta["departed"] = view["departed"]  # whole, and only when it changed: a few people
     return delta
 
 
@@ -56,6 +58,8 @@ def apply_delta(view: View, delta: View) -> View | None:
         view["waiting"], delta["waiting_gone"], delta["waiting"]
     )
     out["waiting"] = [waiting[k] for k in order]
+    departed = delta.get("departed")
+    out["departed"] = view["departed"] if departed is None else departed
     return out
 
 

@@ -203,6 +203,17 @@ class EndpointView(Message):
     attendees: list[AttendeeView]
 
 
+class DepartedView(Message):
+    """Someone who was in the session (or its waiting room) and is no longer on any device."""
+
+    attendee: str
+    #: When their presence ended (UTC, ``YYYY-MM-DDTHH:MM:SS.ffffffZ``): when they left, or
+    #: when their connection dropped if it never came back within the grace window.
+    at: str
+    #: A clinician removed them (their link no longer works for this session).
+    removed: bool
+
+
 class Welcome(Message):
     """First event after a successful connect."""
 
@@ -245,6 +256,9 @@ class Room(Message):
     admitted: bool
     endpoints: list[EndpointView]
     waiting: list[EndpointView] = []
+    #: Clinicians only (empty for others): who came and has gone, so that the console tells
+    #: them from the roster members who have not come yet.
+    departed: list[DepartedView] = []
 
 
 class RoomDelta(Message):
@@ -253,7 +267,8 @@ class RoomDelta(Message):
     Apply it to a view whose version ``c`` has ``base <= c < version``: take the top-level
     fields, drop the endpoints in ``gone`` / ``waiting_gone``, add or replace those in
     ``endpoints`` / ``waiting`` (endpoints sorted by id; the waiting room in ``waiting_order``
-    when given, else its old order with new arrivals last). Any other view: send ``hello``
+    when given, else its old order with new arrivals last), and take ``departed`` when
+    given (else keep the old one). Any other view: send ``hello``
     for the whole view.
     """
 
@@ -268,6 +283,8 @@ class RoomDelta(Message):
     waiting: list[EndpointView]
     waiting_gone: list[str]
     waiting_order: list[str] | None = None
+    #: The whole new ``departed`` list, present only when it changed.
+    departed: list[DepartedView] | None = None
 
 
 class SignalRelay(Message):

@@ -87,6 +87,8 @@ def _nested() -> dict[str, type[BaseModel]]:
         "MediaStream": p.MediaStream,
         "EndpointView": p.EndpointView,
         "AttendeeView": p.AttendeeView,
+        "DepartedView": p.DepartedView,
+        "RosterMember": p.RosterMember,
     }
 
 

@@ -12,6 +12,7 @@ from typing import Any
 
 from rooms.authz import is_host
 from rooms.ids import EndpointId
+from rooms.ledger import utc_stamp
 from rooms.state import EndpointState, SessionState
 
 #: A ``room`` payload (the JSON object of :class:`signaling.protocol.Room`).
@@ -22,7 +23,8 @@ def room_view(state: SessionState, endpoint: EndpointId) -> View:
     """The session as ``endpoint`` may see it.
 
     Waiting endpoints see only themselves; admitted ones see everyone in the call; clinicians
-    also see the waiting room. Names never appear: only pseudonymous ids and roles.
+    also see the waiting room and who was here and has gone (``departed``). Names never
+    appear: only pseudonymous ids and roles.
     """
     return _Views(state).of(state.endpoints[endpoint])
 
@@ -42,6 +44,7 @@ class _Views:
         self._described: dict[EndpointId, dict[str, Any]] = {}
         self._call: list[dict[str, Any]] | None = None
         self._waiting: list[dict[str, Any]] | None = None
+        self._departed: list[dict[str, Any]] | None = None
 
     def of(self, me: EndpointState) -> View:
         state = self.state
@@ -54,11 +57,12 @@ class _Views:
             "admitted": admitted,
         }
         if not admitted:
-            view["endpoints"], view["waiting"] = [self._describe(me)], []
+            view["endpoints"], view["waiting"], view["departed"] = [self._describe(me)], [], []
             return view
         view["endpoints"] = self._in_call()
         host = any(is_host(state, a) for a in me.seats)
         view["waiting"] = self._in_waiting_room() if host else []
+        view["departed"] = self._gone() if host else []
         return view
 
     def _describe(self, endpoint: EndpointState) -> dict[str, Any]:
@@ -80,6 +84,18 @@ class _Views:
             )
             self._waiting = [self._describe(e) for e in found]
         return self._waiting
+
+    def _gone(self) -> list[dict[str, Any]]:
+        """People who were here and hold no seat now: they left, lost their connection past
+        the grace window, or were removed (a clinician tells them from those not come yet)."""
+        if self._departed is None:
+            seated = {a for e in self.state.endpoints.values() for a in e.seats}
+            self._departed = [
+                {"attendee": a, "at": utc_stamp(p.left_at), "removed": p.removed}
+                for a, p in self.state.attendees.items()
+                if p.left_at is not None and a not in seated
+            ]
+        return self._departed
 
 
 def admitted_endpoints(state: SessionState) -> list[EndpointId]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from rooms import errors
 from signaling import protocol_doc
 from signaling.protocol import CLIENT_EVENTS, SERVER_EVENTS
@@ -18,6 +20,15 @@ def test_every_event_is_documented() -> None:
     text = protocol_doc.DOC.read_text(encoding="utf-8")
     for name in [*CLIENT_EVENTS, *SERVER_EVENTS, "hello"]:
         assert f"#### `{name}`" in text
+
+
+def test_every_object_a_field_names_is_described() -> None:
+    """A field typed as an object (``list of `DepartedView` ``) points at its own table."""
+    block = protocol_doc.current_block(protocol_doc.DOC.read_text(encoding="utf-8"))
+    named = set(re.findall(r"`([A-Z][A-Za-z]+)`", block))
+    assert named, "the reference names no objects"
+    for name in named:
+        assert f"#### {name}\n" in block, f"{name} is used in docs/protocol.md but not described"
 
 
 def test_every_domain_error_is_in_the_table() -> None:

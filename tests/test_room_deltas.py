@@ -28,6 +28,7 @@ VIEW = {
         {"endpoint": "e-w1", "connected": True, "attendees": []},
         {"endpoint": "e-w2", "connected": True, "attendees": []},
     ],
+    "departed": [],
 }  # fmt: skip
 
 
@@ -58,6 +59,11 @@ CHANGES = [
             {"endpoint": "e-a", "connected": False, "attendees": []},
             VIEW["endpoints"][1],
         ],
+    ),
+    _changed(
+        version=5,
+        endpoints=[VIEW["endpoints"][1]],
+        departed=[{"attendee": "p-1", "at": "2025-01-06T15:04:05.000000Z", "removed": False}],
     ),
 ]
 

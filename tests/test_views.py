@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from rooms import controls, membership
+from datetime import timedelta
+
+from rooms import controls, membership, reconnect
 from rooms.ids import AttendeeId, EndpointId, SessionId
 from rooms.kinds import SessionKind
+from rooms.ledger import utc_stamp
 from rooms.state import SessionState
 from signaling.delivery import Before, RecentViews
 from signaling.protocol import AttendeeView, Room
@@ -98,3 +101,27 @@ def test_a_change_pushes_only_the_views_it_altered_when_its_views_are_kept() -> 
     altered = {e for e, view in after.items() if not before.saw(e, view)}
     # Everyone in the call sees the mute; the waiting patient sees only themselves.
     assert altered == {EndpointId(e) for e in ("e-c", "e-p-201", "e-p-202", "e-p-203")}
+
+
+def test_a_clinician_sees_who_left_apart_from_who_has_not_come() -> None:
+    """``departed``: the people who were here and are on no device now, with when their
+    presence ended; a dropped connection counts from the drop, once its grace window is over."""
+    state = group_of_five()
+    membership.leave(state, ctx(8), EndpointId("e-p-201"))
+    reconnect.disconnect(state, ctx(9), EndpointId("e-p-203"))
+    assert [d["attendee"] for d in room_view(state, EndpointId("e-c"))["departed"]] == ["p-201"]
+    reconnect.expire(state, ctx(20), EndpointId("e-p-203"), grace=timedelta(seconds=30))
+    membership.remove(state, ctx(21), actor=C, attendee=AttendeeId("p-202"))
+    host = room_view(state, EndpointId("e-c"))
+    Room.model_validate(host)
+    assert host["departed"] == [
+        {"attendee": "p-201", "at": utc_stamp(ctx(8).now), "removed": False},
+        {"attendee": "p-202", "at": utc_stamp(ctx(21).now), "removed": True},
+        {"attendee": "p-203", "at": utc_stamp(ctx(9).now), "removed": False},
+    ]
+    # Back through their link (the waiting room again): here, not departed.
+    membership.join(state, ctx(22), EndpointId("e-p-201b"), AttendeeId("p-201"), connection="s9")
+    assert "p-201" not in [d["attendee"] for d in room_view(state, EndpointId("e-c"))["departed"]]
+    # Patients do not see who left: only clinicians do.
+    membership.admit(state, ctx(23), actor=C, attendee=AttendeeId("p-204"))
+    assert room_view(state, EndpointId("e-p-204"))["departed"] == []

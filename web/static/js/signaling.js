@@ -258,5 +258,6 @@ export function applyDelta(view, delta) {
     admitted: delta.admitted,
     endpoints: [...byId.keys()].sort().map((id) => byId.get(id)),
     waiting: order.map((id) => waiting.get(id)),
+    departed: delta.departed ?? view.departed ?? [],
   };
 }
