@@ -147,6 +147,11 @@ async def test_clinician_mutes_then_removes_and_the_patient_page_says_so(
     await shows(host, "#waiting-empty", "Nobody is waiting")
     # The row leaves with the console's next view, which may come after the patient's bye.
     await host.locator('#people-list li[data-attendee="p-201"]').wait_for(state="detached")
+    # ... and the console lists them as removed, not as someone still expected.
+    removed = host.locator('#left-list li[data-attendee="p-201"]')
+    await removed.wait_for()
+    assert await removed.get_attribute("data-departed") == "removed"
+    assert await host.locator("#absent-list").is_hidden()
 
 
 async def test_a_couple_on_one_device_and_the_clinician_ends_the_session(
@@ -200,6 +205,64 @@ async def test_a_couple_on_one_device_and_the_clinician_ends_the_session(
     for page in (device, host):
         await stage(page, "ended")
         await shows(page, "#ended-text", "The session has ended")
+
+
+GROUP = {
+    "kind": "group",
+    "purpose": "therapy_group",
+    "roster": [
+        {"attendee": "c-17", "role": "clinician"},
+        {"attendee": "c-18", "role": "clinician"},
+        *({"attendee": f"p-{n}", "role": "patient"} for n in (1, 2, 3)),
+    ],
+}
+
+
+async def listed(page: Page, selector: str) -> list[str]:
+    """The attendee ids of the rows of the console's list ``selector``."""
+    rows = page.locator(f"{selector} li.person")
+    return list(await rows.evaluate_all("rows => rows.map((r) => r.dataset.attendee)"))
+
+
+async def test_the_console_tells_who_left_from_who_has_not_come(
+    served: ServedNode, browsers: Browsers
+) -> None:
+    created = await served.create_session(GROUP)
+    host = await browsers.open(link(served, created, "c-17"), "host")
+    await join(host)
+    await stage(host, "call")
+    await says(host, "#absent-count", "(4)")
+    patient = await browsers.open(link(served, created, "p-1"), "p-1")
+    await join(patient)
+    await shows(host, "#waiting-list", "p-1")
+    await admit(host, "p-1")
+    await stage(patient, "call")
+    await host.locator('#people-list li.person[data-attendee="p-1"]').wait_for()
+    assert await listed(host, "#absent-list") == ["c-18", "p-2", "p-3"]
+
+    # p-1 hangs up: the console says they left, and when; they are not "not here yet".
+    await patient.locator("#leave").click()
+    await stage(patient, "ended")
+    left = host.locator('#left-list li[data-attendee="p-1"]')
+    await left.wait_for()
+    assert await left.get_attribute("data-departed") == "left"
+    await shows(host, "#left-list", "left at")
+    stamp = await left.locator("time").get_attribute("datetime")
+    assert stamp is not None
+    dropped = datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+    assert abs(datetime.now(UTC) - dropped) < timedelta(minutes=2), stamp
+    assert await listed(host, "#people-list") == ["c-17"]
+    assert await listed(host, "#absent-list") == ["c-18", "p-2", "p-3"]
+    await says(host, "#left-count", "(1)")
+    await says(host, "#absent-count", "(3)")
+    await shoot(host, "host-console-left")
+
+    # A co-facilitator who opens the console later is told the same: the server keeps it.
+    second = await browsers.open(link(served, created, "c-18"), "c-18")
+    await join(second)
+    await stage(second, "call")
+    await second.locator('#left-list li[data-attendee="p-1"]').wait_for()
+    assert await listed(second, "#absent-list") == ["p-2", "p-3"]
 
 
 async def test_links_that_do_not_work_are_explained(served: ServedNode, browsers: Browsers) -> None:

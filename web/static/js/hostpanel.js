@@ -111,7 +111,12 @@ export class HostPanel {
       .sort((x, y) => byId(x).localeCompare(byId(y), undefined, { numeric: true }));
     const here = new Set(all.flatMap((e) => e.attendees.map((a) => a.attendee)));
     const roster = (this.visit.signaling && this.visit.signaling.welcome && this.visit.signaling.welcome.roster) || [];
-    const absent = roster.filter((m) => !here.has(m.attendee));
+    // Someone who came and went is not someone who has not come yet: the server says who left.
+    const departed = (room.departed || []).filter((d) => !here.has(d.attendee))
+      .sort((x, y) => x.attendee.localeCompare(y.attendee, undefined, { numeric: true }));
+    const gone = new Set(departed.map((d) => d.attendee));
+    const roles = new Map(roster.map((m) => [m.attendee, m.role]));
+    const absent = roster.filter((m) => !here.has(m.attendee) && !gone.has(m.attendee));
     const present = inCall.flatMap((e) => e.attendees).filter((a) => a.status === "admitted").length;
     keepFocus(() => {
       $("waiting-count").textContent = "(" + waiting.length + ")";
@@ -120,6 +125,9 @@ export class HostPanel {
       $("admit-all").hidden = waiting.length < 2;
       $("present-count").textContent = "(" + present + ")";
       $("people-list").replaceChildren(...inCall.map((e) => this._device(e, room.you)));
+      $("left-count").textContent = "(" + departed.length + ")";
+      $("left-list").replaceChildren(...departed.map((d) => departedRow(d, roles.get(d.attendee) || "")));
+      $("left-title").hidden = $("left-list").hidden = departed.length === 0;
       $("absent-count").textContent = "(" + absent.length + ")";
       $("absent-list").replaceChildren(...absent.map((m) => el("li", { class: "person", dataset: { attendee: m.attendee } },
         el("span", { class: "who" }, el("strong", { text: m.attendee }), " " + m.role))));
@@ -244,6 +252,16 @@ function button(action, attendee, text, kind = "") {
     dataset: { action, attendee, key: action + ":" + attendee },
     "aria-label": text + " " + attendee,
   });
+}
+
+/** One person who was here and has gone: left (or dropped and did not come back) or removed,
+ * and when, in this device's time. */
+function departedRow(d, role) {
+  const at = new Date(d.at);
+  const clock = at.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+  return el("li", { class: "person", dataset: { attendee: d.attendee, departed: d.removed ? "removed" : "left" } },
+    el("span", { class: "who" }, el("strong", { text: d.attendee }), " " + role + " · ",
+      d.removed ? "removed at " : "left at ", el("time", { datetime: d.at, text: clock })));
 }
 
 function badge(text, kind = "") {
