@@ -16,7 +16,7 @@ from typing import Any
 
 import aiohttp
 import pytest
-from playwright.async_api import Page
+from playwright.async_api import Page, expect
 
 from rooms.tokens import StaffRole, issue_staff_token
 from tests.a11y import keyboard_misses, serious_violations
@@ -95,6 +95,13 @@ def overlap(a: dict[str, float], b: dict[str, float]) -> bool:
     )
 
 
+async def self_view_seen(page: Page) -> None:
+    """The person's own picture is wholly on screen and the sticky controls do not cover it."""
+    await in_viewport(page, ".call-area .self")
+    own, bar = await box(page, ".call-area .self"), await box(page, ".toolbar")
+    assert not overlap(own, bar), f"the controls at {bar} cover the self-view at {own}"
+
+
 async def accessible(page: Page, what: str) -> None:
     """No serious or critical axe-core violation; every control reached by Tab, visibly."""
     violations = await serious_violations(page)
@@ -161,6 +168,7 @@ async def test_the_patient_page_on_a_phone(served: ServedNode, browsers: Browser
         await patient.set_viewport_size(size)  # type: ignore[arg-type]
         for control in ("#mic", "#camera", "#leave"):
             await in_viewport(patient, control)
+        await self_view_seen(patient)
         bar = await box(patient, ".toolbar")
         for notice in ("#muted-notice", "#notice"):
             assert not overlap(await box(patient, notice), bar), f"{notice} covers the controls"
@@ -229,17 +237,27 @@ async def test_a_13_person_group_on_the_console_and_a_phone(
         for label, size in PHONES.items():
             await patient.set_viewport_size(size)  # type: ignore[arg-type]
             assert await patient.locator("#remotes .tile.speaker").count() == 1
-            assert await patient.locator("#remotes .tile:not([hidden])").count() == 7
+            await expect(patient.locator("#remotes .tile:not([hidden])")).to_have_count(7)
             await shows(patient, ".pager-status", "Page 1 of 2")
-            for control in ("#mic", "#camera", "#leave"):
+            for control in ("#mic", "#camera", "#leave", ".pager"):
                 await in_viewport(patient, control)
+            await self_view_seen(patient)
+            await says(patient, "#self-label", "You")
+            # Over the speaker's corner, never over someone else's tile.
+            own = await box(patient, ".call-area .self")
+            for tile in await patient.locator("#remotes .tile:not(.speaker):not([hidden])").all():
+                found = await tile.bounding_box()
+                assert found is not None and not overlap(own, dict(found)), (own, found)
             await snap(patient, "group", {label: size})
         await patient.get_by_role("button", name="Next").click()
         await shows(patient, ".pager-status", "Page 2 of 2")
         await snap(patient, "group-page-2", {"390x844": PHONES["390x844"]})
         await patient.set_viewport_size(LAPTOP["1366x768"])  # type: ignore[arg-type]
-        assert await patient.locator("#remotes .tile:not([hidden])").count() == 12
+        # The page lays out again when the width crosses 48rem (a media query's change event,
+        # which comes after the resize): wait for the laptop's single page.
+        await expect(patient.locator("#remotes .tile:not([hidden])")).to_have_count(12)
         assert await patient.locator(".pager").is_hidden()
+        await self_view_seen(patient)
         await snap(patient, "group", LAPTOP)
         await accessible(patient, "group call")
     finally:
