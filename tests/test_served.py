@@ -7,6 +7,7 @@ import json
 import os
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from redis.asyncio import Redis
@@ -17,7 +18,29 @@ from tests.signaling_harness import SECRET, Client, until
 
 
 async def test_a_couples_call_through_the_real_server(served: ServedNode) -> None:
-    created = await served.create_session(COUPLES)
+    await _couples_call(served)
+
+
+async def test_the_libraries_own_paths_serve_the_same_call(tmp_path: Path) -> None:
+    """The switch the overrides' benchmark turns (bench/overrides.py): with python-engineio's
+    websocket loop and python-socketio's packet handling instead of Homeroom's, a real call
+    still works and a reserved event name is still refused, so the measured stock path is a
+    working server, not a broken one."""
+    node = await ServedNode.start(tmp_path, name="n-s", HOMEROOM_STOCK_PATHS="websocket,wire")
+    try:
+        created = await node.create_session(COUPLES)
+        patient = await Client(node.url).connect(token=token_of(created, "p-201"))
+        refused = await patient.sio.call("connect", ({}, {"v": 1}), timeout=5)
+        assert refused["error"] == "invalid_message"
+        await patient.close()
+        await _couples_call(node, created)
+    finally:
+        await node.stop()
+    assert not [line for line in node.lines if '"level":"error"' in line.replace(" ", "")]
+
+
+async def _couples_call(served: ServedNode, created: dict[str, Any] | None = None) -> None:
+    created = created or await served.create_session(COUPLES)
     host = await Client(served.url).connect(token=token_of(created, "c-17"))
     device = await Client(served.url).connect(token=token_of(created, "p-201"))
     assert (await device.call("attach", {"token": token_of(created, "p-202")}))["ok"] is True
