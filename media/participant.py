@@ -463,13 +463,14 @@ class Participant:
     def _finished(self, task: asyncio.Task[None]) -> None:
         self._tasks.discard(task)
         self._closing.discard(task)
-        if task.cancelled() or task.exception() is None:
+        error = None if task.cancelled() else task.exception()
+        if error is None:
             return
         # Retrieved here, so that none goes unseen. An offer that raced the end of the call
         # (its connection closed, the socket gone) failed as expected.
         expected = self._closed or self.bye_reason is not None
         level = self._log.debug if expected else self._log.warning
-        level("task_failed", task=task.get_name(), exc_info=task.exception())
+        level("task_failed", task=task.get_name(), error=repr(error))
 
     # --- microphone and camera -----------------------------------------------------------
 
