@@ -9,8 +9,9 @@ path for pre-encoded media, as ``MediaPlayer(decode=False)`` uses it) instead of
 Every frame of the clip is a keyframe: a sender of fixed frames cannot answer a receiver's
 keyframe request, so a receiver that joins late decodes the first frame it gets instead of
 waiting for the clip's next keyframe. The picture is small (a thumbnail tile) and its texture
-mild, so that the receivers' decoding (aiortc decodes every frame it receives; it has no
-public way not to) stays a small share of the load.
+mild, so that decoding it stays a small share of the load where receivers still decode (tests,
+and the benchmark's rounds that compare its counting receivers with decoding ones,
+bench/counting_decoder.py).
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ class ClipSpec:
     width: int = 160
     height: int = 120
     #: A thumbnail's rate: 156 streams at 15 fps are more frames than aiortc's receivers can
-    #: count on one core (each goes through a decoder thread of its own).
+    #: decode on one core (each goes through a decoder thread of its own).
     fps: int = 10
     frames: int = 20
     #: Libvpx's target; with every frame a keyframe the frames come out near bitrate / fps

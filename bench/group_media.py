@@ -11,7 +11,8 @@ and starts this module inside it (``--inside``); that process writes its rows to
 Inside, as in the other parts, the measured servers run on core 0 (Janus and two
 `homeroom serve`, one driving Janus, one without a forwarder so that groups use the mesh) and
 every endpoint runs in this process on core 1. Publishers send a pre-encoded VP8 clip
-(bench/clip.py; no audio: microphones off) and receivers count the frames they receive.
+(bench/clip.py; no audio: microphones off) and receivers count the encoded frames they
+receive without decoding them (bench/counting_decoder.py, installed in this process only).
 
 For each size N (a clinician and N-1 patients):
 
@@ -30,6 +31,8 @@ For each size N (a clinician and N-1 patients):
 In each of the three groups, once everyone receives everyone, a fixed window reads the CPU
 time of Janus and of the server (``/proc/<pid>/stat``), the clip bytes each endpoint sent and
 the frames the last joiner received. N(N-1) video streams are forwarded in a group of N.
+In the largest group through Homeroom, rounds then alternate the receivers between counting
+and decoding, for the endpoints' CPU both ways (bench/receiver_cpu.py).
 """
 
 from __future__ import annotations
@@ -54,7 +57,9 @@ from typing import Any
 import aiohttp
 from aiortc import RTCBundlePolicy, RTCConfiguration, RTCPeerConnection
 
+from bench import receiver_cpu
 from bench.clip import Clip, ClipMedia, encode_clip
+from bench.counting_decoder import counting_receivers
 from bench.params import FULL, QUICK, Params
 from bench.report import Report, Row, cpu_times, machine, percentile, steal_share
 from bench.servers import (
@@ -103,6 +108,8 @@ SETTLE = 2.0
 SETUP_WITHIN = 90.0
 #: The whole part; the process inside the namespace is stopped after this.
 PART_WITHIN = {"full": 1800.0, "quick": 600.0}
+#: Rounds of each mode (counting, decoding) and their seconds, for the endpoints' CPU both ways.
+RECEIVER_ROUNDS = {"full": (3, 5.0), "quick": (1, 2.0)}
 #: Frames from every other endpoint before a group counts as up.
 UP_FRAMES = 5
 JANUS_PORT = 8188
@@ -153,6 +160,8 @@ class GroupResult:
     admissions: list[Admission] = field(default_factory=list)
     #: What went wrong after the window, if anything.
     trouble: str = ""
+    #: The endpoints' CPU with receivers counting and decoding, where it was compared.
+    receivers: receiver_cpu.ReceiverCpu | None = None
 
 
 @dataclass
@@ -290,9 +299,11 @@ async def through_homeroom(
     admissions: int,
     tag: str,
     janus_pid: int | None,
+    receiver_rounds: tuple[int, float] | None = None,
 ) -> GroupResult:
     """A group of ``n`` through ``served``; the last joiner is admitted ``admissions`` times
-    (it leaves and joins again between two)."""
+    (it leaves and joins again between two). With ``receiver_rounds`` (rounds of each mode,
+    seconds), the endpoints' CPU with receivers counting and decoding, after the window."""
     clinician = f"c-{tag}-{n}"
     patients = [f"p-{tag}-{n}-{k}" for k in range(1, n)]
     body = {
@@ -340,6 +351,10 @@ async def through_homeroom(
             raise NotUp(f"{step}; {_missing(people)}") from None
         window = await measure_window(people, people[-1], seconds, janus_pid, served.proc.pid)
         result = GroupResult(window, timed)
+        if receiver_rounds is not None:
+            result.receivers = await receiver_cpu.compare(
+                people, lambda: _all_frames(people), *receiver_rounds
+            )
         for k in range(1, admissions):
             try:
                 async with asyncio.timeout(SETUP_WITHIN):
@@ -385,6 +400,11 @@ async def _end(host: Person, people: list[Person]) -> None:
         await asyncio.wait_for(host.participant.call("end"), 10)
         await until(lambda: all(p.participant.bye_reason for p in people), within=10)
     await asyncio.gather(*(p.participant.close() for p in people), return_exceptions=True)
+
+
+def _all_frames(members: list[Any]) -> int:
+    """Video frames received so far by all ``members`` together."""
+    return sum(s.video_frames for m in members for s in m.received().values())
 
 
 def _first_frames(member: Member) -> list[float]:
@@ -597,9 +617,11 @@ async def measure(address: str, mode: str, out: Path, sizes: tuple[int, ...]) ->
         mesh_failed: int | None = None
         for n in sizes:
             print(f"== group of {n}", file=sys.stderr, flush=True)
+            compared = RECEIVER_ROUNDS[mode] if n == max(sizes) else None
             home = await _attempt(
                 results, f"{n} through Homeroom",
-                through_homeroom(forwarded, n, clip, seconds, admissions, "j", janus.pid),
+                through_homeroom(forwarded, n, clip, seconds, admissions, "j", janus.pid,
+                                 compared),
             )  # fmt: skip
             floor = await _attempt(
                 results, f"{n} on Janus directly",
@@ -724,6 +746,16 @@ def _rows(
         p50(timed, one), p50(direct, one))  # fmt: skip
     add(f"admission to frames from all {n - 1}, p50 of {k}", "ms",
         p50(timed, every), p50(direct, every))  # fmt: skip
+    if home is not None and home.receivers is not None:
+        compared = home.receivers
+
+        def per_stream(decoding: bool) -> float:
+            return 1000 * compared.cpu(decoding) / compared.streams
+
+        if min(compared.fps(False), compared.fps(True)) > 0:  # else it compares idle receivers
+            add("endpoints' CPU per received stream, receivers counting / decoding", "ms/s",
+                per_stream(False), per_stream(True))  # fmt: skip
+        results.notes.append(receiver_cpu.describe(compared, n))
     if mw is not None and mesh is not None:
         add("mesh / Janus: video uplink per endpoint", "kB/s", of(mw, uplink), of(hw, uplink))
         add("mesh / Janus: last joiner's frames per second per stream", "1/s",
@@ -777,7 +809,10 @@ def inside(argv: list[str]) -> int:
     signal.signal(signal.SIGTERM, _exit_on_term)
     sizes = tuple(int(s) for s in args.sizes.split(",") if s) or SIZES[args.mode]
     args.out.mkdir(parents=True, exist_ok=True)
-    results = asyncio.run(measure(args.inside, args.mode, args.out, sizes))
+    # Every receiver of this process is the benchmark's: they count, and decode only in the
+    # rounds that compare both.
+    with counting_receivers():
+        results = asyncio.run(measure(args.inside, args.mode, args.out, sizes))
     data = {
         "rows": [dataclasses.asdict(r) for r in results.rows],
         "notes": results.notes,

@@ -112,9 +112,14 @@ class ForwardedMedia:
                 self.subscriber = RTCPeerConnection(self._config)
                 self.subscriber.on("track", self._on_track)
             pc = self.subscriber
-            await pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="offer"))
-            await pc.setLocalDescription(await pc.createAnswer())
-            await self._send_answer(pc.localDescription.sdp)
+            try:
+                await pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="offer"))
+                await pc.setLocalDescription(await pc.createAnswer())
+                await self._send_answer(pc.localDescription.sdp)
+            except Exception:
+                if self._closed:
+                    return  # closed while answering: nobody is left to take the answer
+                raise
 
     async def _restart_subscription(self) -> None:
         assert self._resubscribe is not None
@@ -141,10 +146,13 @@ class ForwardedMedia:
             if pc is not None:
                 await pc.close()
         self.publisher = self.subscriber = None
+        # Closed connections end their remote tracks, and so the counters; one that still
+        # waits after that is not worth hanging a shutdown for, but is not left pending.
         if self._tasks:
             _, pending = await asyncio.wait(set(self._tasks), timeout=5)
             for task in pending:
                 task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
 
     async def _offer(self, pc: RTCPeerConnection) -> None:
         await pc.setLocalDescription(await pc.createOffer())

@@ -75,7 +75,11 @@ class Participant:
         self._links: dict[str, PeerLink] = {}
         self._away: set[str] = set()  # endpoints whose signaling was last seen disconnected
         self._received: dict[str, PeerStats] = {}
+        #: Work under way (negotiation, frame counters): cancelled by ``close()``.
         self._tasks: set[asyncio.Task[None]] = set()
+        #: Connections being closed: awaited by ``close()``, never cancelled (an aiortc
+        #: connection whose close() was cancelled half-way never finishes closing).
+        self._closing: set[asyncio.Task[None]] = set()
         self._refusal: Any = None
         self._closed = False
         #: Why the server closed this endpoint (``bye``): removed, denied, ended, ...
@@ -171,22 +175,29 @@ class Participant:
         await self._forwarded.renegotiate()
 
     async def close(self) -> None:
-        """Close every peer connection, stop counting, disconnect. Safe to call twice."""
-        self._closed = True
+        """Stop the work under way, close every peer connection, disconnect: once it returns,
+        nothing of this participant runs. Safe to call twice."""
+        self._closed = True  # from here on nothing new is spawned but closings
+        # First the offers and answers under way: they would only fail on connections being
+        # closed under them, or on the socket once it is gone.
+        await self._stop_work()
         links, self._links = list(self._links.values()), {}
         await asyncio.gather(*(link.close() for link in links))
         if self._forwarded is not None:
             forwarded, self._forwarded = self._forwarded, None
             await forwarded.close()
+        while self._closing:
+            await asyncio.gather(*self._closing, return_exceptions=True)
         if self._sio.connected:
             await self._sio.disconnect()
-        # Closed connections end their remote tracks, and so the counters; a counter that
-        # still waits after that is not worth hanging a shutdown for.
-        if self._tasks:
-            _, pending = await asyncio.wait(set(self._tasks), timeout=5)
-            for task in pending:
+        await self._stop_work()  # counters of tracks that came while closing
+
+    async def _stop_work(self) -> None:
+        while self._tasks:
+            tasks = list(self._tasks)
+            for task in tasks:
                 task.cancel()
-            await asyncio.gather(*pending, return_exceptions=True)
+            await asyncio.gather(*tasks, return_exceptions=True)
 
     # --- socket.io -----------------------------------------------------------------------
 
@@ -250,7 +261,7 @@ class Participant:
             link.signaling_restored()
         if self._forwarded is not None:  # the server let go of our feed with the old socket
             stale, self._forwarded = self._forwarded, None
-            self._spawn(stale.close())
+            self._spawn_closing(stale.close())
         if self._room is not None:  # the first view may have come before the welcome's turn
             self._apply_sending()
         self._reconcile()  # views may have come before the welcome; act on the newest now
@@ -347,7 +358,7 @@ class Participant:
     def _leave_forwarder(self) -> None:
         if self._forwarded is not None:
             media, self._forwarded = self._forwarded, None
-            self._spawn(media.close())
+            self._spawn_closing(media.close())
 
     async def _publish_offer(self, sdp: str) -> str:
         reply = await self.call("media_publish", {"description": {"type": "offer", "sdp": sdp}})
@@ -423,7 +434,7 @@ class Participant:
         return link
 
     def _drop(self, remote: str) -> None:
-        self._spawn(self._links.pop(remote).close())
+        self._spawn_closing(self._links.pop(remote).close())
 
     async def _send_signal(self, data: dict[str, Any]) -> None:
         if not self._sio.connected:
@@ -437,9 +448,29 @@ class Participant:
         self._spawn(count_frames(track, stats))
 
     def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        if self._closed:
+            work.close()  # closing: an offer or a counter now would outlive ``close()``
+            return
         task = asyncio.create_task(work)
         self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        task.add_done_callback(self._finished)
+
+    def _spawn_closing(self, closing: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(closing)
+        self._closing.add(task)
+        task.add_done_callback(self._finished)
+
+    def _finished(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        self._closing.discard(task)
+        error = None if task.cancelled() else task.exception()
+        if error is None:
+            return
+        # Retrieved here, so that none goes unseen. An offer that raced the end of the call
+        # (its connection closed, the socket gone) failed as expected.
+        expected = self._closed or self.bye_reason is not None
+        level = self._log.debug if expected else self._log.warning
+        level("task_failed", task=task.get_name(), error=repr(error))
 
     # --- microphone and camera -----------------------------------------------------------
 

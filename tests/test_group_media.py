@@ -5,13 +5,18 @@ nothing, a clinician's mute and removal are enforced by the forwarder."""
 from __future__ import annotations
 
 import asyncio
+import gc
+import inspect
 import secrets
 from collections.abc import AsyncIterator, Callable
+from typing import Any
 
 import pytest
 
+from media.forwarded import ForwardedMedia
 from media.janus.forwarder import JanusForwarder
 from media.janus.process import JanusProcess
+from media.negotiation import PeerLink
 from media.participant import Participant
 from media.reception import PeerStats
 from media.synthetic import MediaSpec
@@ -20,6 +25,8 @@ from rooms.store import MemoryStore
 from tests.signaling_harness import Node, create, link
 
 SMALL = MediaSpec(width=160, height=120, fps=10)
+#: The participants' modules: tasks running their code are theirs (the forwarder's are not).
+PARTICIPANT_CODE = {inspect.getfile(c) for c in (Participant, ForwardedMedia, PeerLink, PeerStats)}
 #: Generous: ICE, DTLS and keyframes for several peers on a loaded two-core machine.
 DEADLINE = 90.0
 
@@ -182,6 +189,35 @@ async def test_removed_endpoint_media_stops_both_ways(group: Group) -> None:
         assert last is not None and last - removed_at <= 1.0
     frames = got(clinician, stays).video_frames
     await until(lambda: got(clinician, stays).video_frames > frames + 10, "the rest go on")
+
+
+async def test_a_group_ended_mid_negotiation_leaves_no_task_and_no_unseen_failure(
+    group: Group,
+) -> None:
+    """The end of a call races the subscription offers still under way (the benchmark's groups
+    end so): once closed, the participants leave no task of theirs running, and no task failed
+    without anyone retrieving why (asyncio would report it when the task is collected)."""
+    loop = asyncio.get_running_loop()
+    reported: list[dict[str, Any]] = []
+    loop.set_exception_handler(lambda _, context: reported.append(context))
+    try:
+        _, members = await group.call("p-1", "p-2")
+        # p-2 was just admitted: the forwarder's offers of its feed are on their way to the
+        # others, and theirs to p-2, as the session ends and everyone closes.
+        assert (await members[0].call("end"))["ok"] is True
+        await asyncio.gather(*(m.close() for m in members))
+        group.joined.clear()
+        gc.collect()  # a task collected with its failure unretrieved is reported now
+        left = [t.get_name() for t in asyncio.all_tasks() if _runs_media_code(t)]
+        assert left == []
+        assert [str(c.get("message")) for c in reported] == []
+    finally:
+        loop.set_exception_handler(None)
+
+
+def _runs_media_code(task: asyncio.Task[Any]) -> bool:
+    code = getattr(task.get_coro(), "cr_code", None)
+    return code is not None and code.co_filename in PARTICIPANT_CODE
 
 
 async def test_janus_restart_brings_media_back_and_changes_no_attendance(group: Group) -> None:
