@@ -101,16 +101,17 @@ class ForwardedMedia:
             if self._closed:
                 return
             active = {str(s["mid"]): str(s["endpoint"]) for s in streams}
-            if self._resubscribe is not None and self._retired & set(active):
-                # The forwarder reuses an ended m-line for a newcomer; aiortc's receiver of
-                # that m-line stopped for good, so start a fresh receiving connection.
+            lost = self.subscriber is not None and self.subscriber.signalingState == "closed"
+            if self._resubscribe is not None and (lost or self._retired & set(active)):
+                # The connection closed by itself, or the forwarder reuses an ended m-line
+                # for a newcomer (aiortc's receiver of that m-line stopped for good): start a
+                # fresh receiving connection.
                 await self._restart_subscription()
                 return
             self._retired |= set(self._owners) - set(active)
             self._owners.update(active)
             if self.subscriber is None:
-                self.subscriber = RTCPeerConnection(self._config)
-                self.subscriber.on("track", self._on_track)
+                self.subscriber = self._new_subscriber()
             pc = self.subscriber
             try:
                 await pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="offer"))
@@ -120,6 +121,26 @@ class ForwardedMedia:
                 if self._closed:
                     return  # closed while answering: nobody is left to take the answer
                 raise
+
+    def _new_subscriber(self) -> RTCPeerConnection:
+        pc = RTCPeerConnection(self._config)
+        pc.on("track", self._on_track)
+
+        @pc.on("connectionstatechange")
+        def _changed() -> None:
+            # aiortc closes a connection itself once every DTLS transport of it closed, and
+            # a failed one receives nothing more: ask for a fresh one (as the pages do).
+            if pc.connectionState in ("failed", "closed") and not self._closed:
+                self._spawn(self._replace_lost(pc))
+
+        return pc
+
+    async def _replace_lost(self, pc: RTCPeerConnection) -> None:
+        async with self._inbox:
+            if self._closed or pc is not self.subscriber or self._resubscribe is None:
+                return  # closed by us, already replaced, or nobody to ask
+            log.info("subscription_lost", state=pc.connectionState)
+            await self._restart_subscription()
 
     async def _restart_subscription(self) -> None:
         assert self._resubscribe is not None

@@ -34,7 +34,8 @@ class PeerStats:
 
 
 async def count_frames(track: MediaStreamTrack, stats: PeerStats) -> None:
-    """Pull every frame of a remote track (aiortc decodes only what is pulled) until it ends."""
+    """Pull every frame of a remote track until it ends. aiortc's receiver decodes every frame
+    whether or not it is pulled; pulling keeps the track's queue from growing."""
     loop = asyncio.get_running_loop()
     while True:
         try:

@@ -247,3 +247,22 @@ async def test_janus_restart_brings_media_back_and_changes_no_attendance(group: 
     await until(lambda: got(members[1], members[2]).audio_frames > heard + 10, "others' audio")
     # A media gap is not a leave: the attendance ledger is exactly as before.
     assert await group.node.rooms.store.events(state.spec.id) == ledger
+
+
+async def test_a_receiving_connection_that_closed_by_itself_is_replaced(group: Group) -> None:
+    """aiortc closes a connection itself once every DTLS transport of it closed; the forwarder's
+    next offer then meets a closed connection. The endpoint asks for a fresh subscription and
+    receives everyone again, without leaving the call."""
+    state, members = await group.call("p-1", "p-2")
+    lost = members[1]
+    await until(everyone_receives_everyone_of(members), "every endpoint receives every other")
+    ledger = await group.node.rooms.store.events(state.spec.id)
+    assert lost.forwarded is not None and lost.forwarded.subscriber is not None
+    await lost.forwarded.subscriber.close()
+    others = [m for m in members if m is not lost]
+    counts = {id(s): got(lost, s).video_frames for s in others}
+    await until(
+        lambda: all(got(lost, s).video_frames > counts[id(s)] + 10 for s in others),
+        "everyone's video on a fresh receiving connection",
+    )
+    assert await group.node.rooms.store.events(state.spec.id) == ledger
