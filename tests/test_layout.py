@@ -197,10 +197,18 @@ async def test_the_patient_page_on_a_phone(served: ServedNode, browsers: Browser
     await names_no_focus(patient)
     await accessible(patient, "call")
 
+    await patient.get_by_role("button", name="Ask to unmute").click()
+    await says(patient, "#muted-text", UNMUTE_ASKED)
+    await call_fits(patient, "call-asked")
     await host.locator('#people-list [data-action="unmute"][data-attendee="p-201"]').click()
     await patient.locator("#muted-notice").wait_for(state="hidden")
     await shows(patient, "#notice", "Your clinician unmuted your microphone.")
     await call_fits(patient, "call-unmuted")
+
+
+UNMUTE_ASKED = (
+    "Your microphone is muted by your clinician. You asked to speak: they will unmute you."
+)
 
 
 async def call_fits(patient: Page, name: str) -> None:
