@@ -1,9 +1,10 @@
 """Layout facts of the pages, read from the DOM of real Chromium at phone (390x844, 360x640) and
 laptop (1366x768) sizes, with a screenshot of each scene into ``SCREENSHOTS_DIR`` (default
 ``screenshots/`` in the checkout, git-ignored; `make screenshots` runs this file): the join
-button above the fold, the call's controls always on screen and never covered, the waiting
-room's facts, a 13-person group, every roster row of the console visible at once. Each scene
-also passes axe-core (no serious or critical violation) and keyboard reach with visible focus.
+button above the fold, the call's controls always on screen and never covered (not by the mute
+notice, not by a short message, which also leaves the notice free), the waiting room's facts, a
+13-person group, every roster row of the console visible at once. Each scene also passes
+axe-core (no serious or critical violation) and keyboard reach with visible focus.
 """
 
 from __future__ import annotations
@@ -95,6 +96,33 @@ def overlap(a: dict[str, float], b: dict[str, float]) -> bool:
     )
 
 
+#: What a message must leave free: every button, field and link, the call's controls and the
+#: mute notice.
+CONTROLS = "button, select, input, a[href], .toolbar, #muted-notice"
+
+_SHOWN_MESSAGE = """() => {
+  const t = document.getElementById('notice');
+  const r = t.getBoundingClientRect();
+  // Read out but not shown (a visually hidden live region) is not a message on screen.
+  return t.textContent.trim() !== '' && r.width > 1 && r.height > 1
+    ? {x: r.x, y: r.y, width: r.width, height: r.height} : null;
+}"""
+
+
+async def message_covers_nothing(page: Page) -> None:
+    """While a short message (``#notice``) is on screen, no visible button, field or link and
+    not the mute notice lies under it."""
+    message = await page.evaluate(_SHOWN_MESSAGE)
+    if message is None:
+        return
+    covered = []
+    for control in await page.locator(CONTROLS).all():
+        found = await control.bounding_box() if await control.is_visible() else None
+        if found is not None and overlap(message, dict(found)):
+            covered.append(await control.evaluate("n => n.id || n.textContent.trim()"))
+    assert not covered, f"the message at {message} covers {covered}"
+
+
 async def self_view_seen(page: Page) -> None:
     """The person's own picture is wholly on screen and the sticky controls do not cover it."""
     await in_viewport(page, ".call-area .self")
@@ -163,22 +191,44 @@ async def test_the_patient_page_on_a_phone(served: ServedNode, browsers: Browser
     await stage(patient, "call")
     await host.locator('#people-list [data-action="mute"][data-attendee="p-201"]').click()
     await shows(patient, "#muted-notice", "muted by your clinician")
-    await shows(patient, "#notice", "Your clinician muted your microphone")
+    # Read out for screen readers; on screen the notice says it, nothing lies over it.
+    await says(patient, "#notice", "Your clinician muted your microphone.")
+    await call_fits(patient, "call-muted")
+    await names_no_focus(patient)
+    await accessible(patient, "call")
+
+    await patient.get_by_role("button", name="Ask to unmute").click()
+    await says(patient, "#muted-text", UNMUTE_ASKED)
+    await call_fits(patient, "call-asked")
+    await host.locator('#people-list [data-action="unmute"][data-attendee="p-201"]').click()
+    await patient.locator("#muted-notice").wait_for(state="hidden")
+    await shows(patient, "#notice", "Your clinician unmuted your microphone.")
+    await call_fits(patient, "call-unmuted")
+
+
+UNMUTE_ASKED = (
+    "Your microphone is muted by your clinician. You asked to speak: they will unmute you."
+)
+
+
+async def call_fits(patient: Page, name: str) -> None:
+    """At each size: the call's controls and the own picture on screen, the notice and a
+    message over none of them, also scrolled to the end (the partner form on a phone)."""
     for label, size in {**PHONES, **LAPTOP}.items():
         await patient.set_viewport_size(size)  # type: ignore[arg-type]
         for control in ("#mic", "#camera", "#leave"):
             await in_viewport(patient, control)
         await self_view_seen(patient)
         bar = await box(patient, ".toolbar")
-        for notice in ("#muted-notice", "#notice"):
-            assert not overlap(await box(patient, notice), bar), f"{notice} covers the controls"
-        # Scrolled to the end (the partner form on a phone) the controls are still there.
+        if await patient.locator("#muted-notice").is_visible():
+            notice = await box(patient, "#muted-notice")
+            assert not overlap(notice, bar), f"the notice at {notice} covers the controls at {bar}"
+        await message_covers_nothing(patient)
         await patient.evaluate("() => window.scrollTo(0, document.body.scrollHeight)")
         await in_viewport(patient, "#leave")
+        await message_covers_nothing(patient)
         await patient.evaluate("() => window.scrollTo(0, 0)")
-        await snap(patient, "call-muted", {label: size})
-    await names_no_focus(patient)
-    await accessible(patient, "call")
+        await snap(patient, name, {label: size})
 
 
 def group(patients: int) -> dict[str, Any]:

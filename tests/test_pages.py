@@ -239,10 +239,13 @@ async def test_the_console_tells_who_left_from_who_has_not_come(
     await stage(patient, "call")
     await host.locator('#people-list li.person[data-attendee="p-1"]').wait_for()
     assert await listed(host, "#absent-list") == ["c-18", "p-2", "p-3"]
+    await says(host, "#console-message", "p-1 is in the session.")
 
-    # p-1 hangs up: the console says they left, and when; they are not "not here yet".
+    # p-1 hangs up: the console says they left, and when; they are not "not here yet". Its
+    # message no longer says they are in the session.
     await patient.locator("#leave").click()
     await stage(patient, "ended")
+    await says(host, "#console-message", "p-1 left the session.")
     left = host.locator('#left-list li[data-attendee="p-1"]')
     await left.wait_for()
     assert await left.get_attribute("data-departed") == "left"

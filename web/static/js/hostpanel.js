@@ -25,7 +25,9 @@ export class HostPanel {
     this.quality = {};
     this.lostBefore = {};
     this.timer = 0;
-    this.known = { waiting: new Set(), asking: new Set() };
+    // Who was waiting, asking or gone at the last render; departures before the console opened
+    // (null) are in the Left list, not news.
+    this.known = { waiting: new Set(), asking: new Set(), departed: null };
     visit.addEventListener("room", () => this.render());
     visit.addEventListener("welcome", () => this._startStats());
     visit.addEventListener("ended", () => clearInterval(this.timer));
@@ -134,7 +136,8 @@ export class HostPanel {
       $("absent-title").hidden = $("absent-list").hidden = absent.length === 0;
     });
     this._announce(waiting.map(([, a]) => a.attendee),
-      inCall.flatMap((e) => e.attendees).filter((a) => a.unmute_requested).map((a) => a.attendee));
+      inCall.flatMap((e) => e.attendees).filter((a) => a.unmute_requested).map((a) => a.attendee),
+      departed);
   }
 
   /** Without a forwarder a group falls back to the mesh: say that video degrades beyond four
@@ -203,13 +206,18 @@ export class HostPanel {
       actions.length ? el("span", { class: "actions" }, actions) : null);
   }
 
-  _announce(waiting, asking) {
+  /** Say what changed in the room. A departure replaces the message too, so it never goes on
+   * saying that someone who has gone "is in the session" or "is muted". */
+  _announce(waiting, asking, departed) {
     const fresh = (ids, seen) => ids.filter((id) => !seen.has(id));
+    const before = this.known.departed;
+    const gone = before ? departed.filter((d) => !before.has(d.attendee)) : [];
     const lines = [
+      ...gone.map((d) => d.attendee + (d.removed ? " was removed." : " left the session.")),
       ...fresh(waiting, this.known.waiting).map((id) => id + " is waiting to be let in."),
       ...fresh(asking, this.known.asking).map((id) => id + " asks to unmute."),
     ];
-    this.known = { waiting: new Set(waiting), asking: new Set(asking) };
+    this.known = { waiting: new Set(waiting), asking: new Set(asking), departed: new Set(departed.map((d) => d.attendee)) };
     if (lines.length) { this.say(lines.join(" ")); }
   }
 

@@ -378,7 +378,8 @@ export class Visit extends EventTarget {
   async askToUnmute() {
     const reply = await this.signaling.call("ask_unmute");
     if (reply.error) { this.notice(reply.detail || "Your clinician could not be asked right now."); }
-    else { this.notice("You asked to speak. Your clinician will unmute you."); }
+    // The notice says so too, and its button stays pressed, once the room view comes back.
+    else { this.notice("You asked to speak. Your clinician will unmute you.", { shown: false }); }
   }
 
   async leave() {
@@ -445,10 +446,13 @@ export class Visit extends EventTarget {
     }, 1500);
   }
 
-  /** A short message for the person, read out by screen readers. */
-  notice(text) {
+  /** A short message for the person, read out by screen readers. It takes its own line at the
+   * top of the page, so it never covers a control. ``shown: false`` only reads it out: for what
+   * the page already shows (the mute notice says it in its own words). */
+  notice(text, { shown = true } = {}) {
     const box = $("notice");
     box.textContent = text;
+    box.classList.toggle("visually-hidden", !shown);
     clearTimeout(this._noticeTimer);
     this._noticeTimer = setTimeout(() => { box.textContent = ""; }, 8000);
   }
@@ -489,9 +493,9 @@ export class Visit extends EventTarget {
     $("self-off").hidden = Boolean(this.media.video && this.media.cameraOn);
 
     const box = $("muted-notice");
-    // The notice appears with the mute; say it too, for screen readers (a live region that
-    // was hidden is not reliably read out when it appears).
-    if (clinicianMuted && box.hidden) { this.notice("Your clinician muted your microphone."); }
+    // The notice appears with the mute; say it too, for screen readers only (a live region that
+    // was hidden is not reliably read out when it appears). On screen the notice is the message.
+    if (clinicianMuted && box.hidden) { this.notice("Your clinician muted your microphone.", { shown: false }); }
     if (!clinicianMuted && !box.hidden) { this.notice("Your clinician unmuted your microphone."); }
     box.hidden = !clinicianMuted;
     $("muted-text").textContent = locked
