@@ -23,7 +23,7 @@ from aiortc import (
     RTCSessionDescription,
 )
 
-from media.negotiation import LocalMedia
+from media.negotiation import LocalMedia, close_connection
 from media.reception import PeerStats, count_frames
 
 log = structlog.get_logger("homeroom.media")
@@ -78,7 +78,7 @@ class ForwardedMedia:
         """(Re)publish this endpoint's feed on a fresh connection."""
         old, self.publisher = self.publisher, RTCPeerConnection(self._config)
         if old is not None:
-            await old.close()
+            await close_connection(old)
         self._tracks = {kind: self._media.track(kind) for kind in ("audio", "video")}
         for track in self._tracks.values():
             self.publisher.addTransceiver(track, direction="sendonly")
@@ -147,7 +147,7 @@ class ForwardedMedia:
         old, self.subscriber = self.subscriber, None
         self._owners, self._retired = {}, set()
         if old is not None:
-            await old.close()
+            await close_connection(old)
         await self._resubscribe()
 
     async def outbound_video_streams(self) -> int:
@@ -165,7 +165,7 @@ class ForwardedMedia:
         self._closed = True
         for pc in (self.publisher, self.subscriber):
             if pc is not None:
-                await pc.close()
+                await close_connection(pc)
         self.publisher = self.subscriber = None
         # Closed connections end their remote tracks, and so the counters; one that still
         # waits after that is not worth hanging a shutdown for, but is not left pending.

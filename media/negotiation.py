@@ -40,6 +40,24 @@ OnTrack = Callable[[str, MediaStreamTrack], None]
 
 _UFRAG = re.compile(r"^a=ice-ufrag:(\S+)", re.MULTILINE)
 
+#: Connections being closed by :func:`close_connection`, held until they are closed.
+_CLOSING: set[asyncio.Future[None]] = set()
+
+
+async def close_connection(pc: RTCPeerConnection) -> None:
+    """Close ``pc`` and wait until it is closed; cancelling the wait never stops the closing.
+
+    aiortc closes a connection by itself once all its DTLS transports closed (the other side
+    hung up, the forwarder kicked us), and a second ``close()`` awaits the first one's own
+    future: cancelling that wait would cancel the future, and the first close then fails
+    with InvalidStateError ("Task exception was never retrieved"). A close cancelled half-way
+    never finishes, and a later ``close()`` on it waits forever.
+    """
+    closing = asyncio.ensure_future(pc.close())
+    _CLOSING.add(closing)
+    closing.add_done_callback(_CLOSING.discard)
+    await asyncio.shield(closing)
+
 
 def rtc_configuration(
     ice_servers: list[dict[str, Any]], *, relay_only: bool = False
@@ -139,7 +157,7 @@ class PeerLink:
         """Stop negotiating and close the connection (and any it replaced)."""
         self._worker.cancel()
         await asyncio.gather(self._worker, *self._closing, return_exceptions=True)
-        await self._pc.close()
+        await close_connection(self._pc)
 
     # --- the inbox ----------------------------------------------------------------------
 
