@@ -214,7 +214,18 @@ async def test_staff_pages_explain_refused_tokens_and_take_a_pasted_one(
     served: ServedNode, browsers: Browsers
 ) -> None:
     page = await browsers.open(f"{served.url}/admin", "staff")
-    await shows(page, "#signin-why", "Paste your staff token")
+    # The admin page asks for an admin's token, and says how one is made.
+    await shows(page, "#signin-why", "Paste an administrator's staff token")
+    await shows(page, "#signin-why", "--role admin")
+
+    # Withdrawn by an admin: the sign-in box says so (not a page of failed tables).
+    admin = staff_token(StaffRole.ADMIN, "admin-1")
+    withdrawn = staff_token(StaffRole.ADMIN, "admin-9")
+    status, _ = await api(served, "POST", "/api/tokens/revoke", admin, {"token": withdrawn})
+    assert status == 200
+    await page.goto(f"{served.url}/admin#t={withdrawn}")
+    await shows(page, "#signin-why", "That staff token was withdrawn")
+    assert await page.locator("#who").inner_text() == ""
 
     # Checked by the page before asking: an expired token.
     expired = staff_token(StaffRole.ADMIN, "admin-1", ago=timedelta(hours=2))

@@ -10,17 +10,20 @@ import { tokenFromText } from "./link.js";
 const STORAGE_KEY = "homeroom.staff";
 const STAFF_AUDIENCE = "homeroom:staff";
 /** Refusals that mean "sign in again" rather than "this request was wrong". */
-const SIGN_IN_CODES = new Set(["not_authenticated", "token_invalid", "token_expired"]);
+const SIGN_IN_CODES = new Set(["not_authenticated", "token_invalid", "token_expired", "token_revoked"]);
 
 const SIGN_IN_WORDS = {
   missing: ["Paste your staff token to sign in.",
     "Your administrator gives you one (homeroom token --role clinician --subject YOUR-ID)."],
+  missing_admin: ["Paste an administrator's staff token to sign in.",
+    "Whoever runs Homeroom makes one (homeroom token --role admin --subject YOUR-ID)."],
   signed_out: ["You are signed out. Paste a staff token to sign in again."],
   token_invalid: ["That staff token is not valid. It may have been copied only in part.",
     "Paste the whole token, or ask your administrator for a new one."],
   session_link: ["That is a session link, not a staff token. Session links open /join or /host.",
     "Paste your staff token here."],
   token_expired: ["Your staff token has expired. Ask your administrator for a new one, then paste it here."],
+  token_revoked: ["That staff token was withdrawn. Ask your administrator for a new one, then paste it here."],
   not_authenticated: ["Please sign in with your staff token."],
   admin_only: ["This page is for administrators, and your token is a clinician's.",
     "Your sessions are on the Sessions page; or paste an administrator's token here."],
@@ -64,7 +67,7 @@ export class Staff {
     });
     const fromHash = new URLSearchParams(location.hash.slice(1)).get("t");
     if (fromHash) { history.replaceState(null, "", location.pathname + location.search); }
-    this._use(fromHash || sessionStorage.getItem(STORAGE_KEY), "missing");
+    this._use(fromHash || sessionStorage.getItem(STORAGE_KEY), this.needAdmin ? "missing_admin" : "missing");
   }
 
   /** Show the sign-in box with the reason (a key of SIGN_IN_WORDS or a refusal code). */
