@@ -178,6 +178,14 @@ async def test_a_couple_on_one_device_and_the_clinician_ends_the_session(
     await shows(device, "#partner-message", "Sam is now on this device")
     await shows(device, "#device-people", "Sam")
     await says(device, "#self-label", "You: Alex and Sam")
+    # Names are optional: a partner who typed none is still counted on the label.
+    labels = await device.evaluate(
+        """async () => {
+            const { selfLabel } = await import("/static/js/visit.js");
+            return [[], ["Alex"], [undefined, "Sam"], [undefined, undefined]].map(selfLabel);
+        }"""
+    )
+    assert labels == ["You", "You: Alex", "You: Sam and 1 more", "You: 2 people"]
 
     # The console shows both partners; the clinician confirms the one the device added.
     await shows(host, '#people-list li[data-attendee="p-202"]', "not confirmed yet")

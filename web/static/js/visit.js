@@ -38,6 +38,19 @@ const MEDIA_WORDS = {
   failed: "We could not start your camera or microphone. Press Try again, or restart your browser.",
 };
 
+/**
+ * The self-view's label for the people on this device, given the names typed on it (undefined
+ * for someone who typed none): "You", "You: Alex", "You: Alex and Sam" on a shared device,
+ * "You: Sam and 1 more" when one partner gave no name, "You: 2 people" when neither did.
+ * Short: it sits on a phone's small self-view.
+ */
+export function selfLabel(names) {
+  const named = names.filter(Boolean);
+  const unnamed = names.length - named.length;
+  if (!named.length) { return names.length > 1 ? `You: ${names.length} people` : "You"; }
+  return "You: " + named.join(" and ") + (unnamed ? ` and ${unnamed} more` : "");
+}
+
 export class Visit extends EventTarget {
   constructor(page) {
     super();
@@ -323,11 +336,8 @@ export class Visit extends EventTarget {
     $("self-label").textContent = this._selfLabel(mine ? mine.attendees : []);
   }
 
-  /** "You: Sam and Alex" on a shared device; names typed on this device only. */
   _selfLabel(people) {
-    const names = people.map((a) => this.names.get(a.attendee)).filter(Boolean);
-    if (names.length) { return "You: " + names.join(" and "); }
-    return people.length > 1 ? "You: " + people.length + " people" : "You";  // fits a phone's small self-view
+    return selfLabel(people.map((a) => this.names.get(a.attendee)));
   }
 
   _rememberName(attendee, name) {
