@@ -213,6 +213,10 @@ async def test_a_couple_on_one_device_and_the_clinician_ends_the_session(
     for page in (device, host):
         await stage(page, "ended")
         await shows(page, "#ended-text", "The session has ended")
+    # Thanks are for the patients; the clinician is told where the attendance is.
+    await shows(device, "#ended-text", "Thank you for attending")
+    await shows(host, "#ended-text", "Its attendance is on the Sessions page")
+    assert "Thank you" not in await host.locator("#ended-text").inner_text()
 
 
 GROUP = {

@@ -19,6 +19,8 @@ const BYE_WORDS = {
   denied: ["You were not let in",
     "Your clinician could not let you in to this session. If you need help, contact your care team."],
   ended: ["The session has ended", "The session has ended. Thank you for attending."],
+  ended_staff: ["The session has ended",
+    "The session has ended for everyone. Its attendance is on the Sessions page (/console)."],
   left: ["You left the session", "You left the session. You can join again while it is still running."],
   replaced: ["You joined from another window",
     "This call continued in another window, tab or device. You can close this one."],
@@ -399,7 +401,9 @@ export class Visit extends EventTarget {
 
   /** The end of this visit: say why, and let go of camera, microphone and connections. */
   finish(reason) {
-    const [title, text] = BYE_WORDS[reason] || BYE_WORDS.ended;
+    const staff = this.info && this.info.role === "clinician";
+    const [title, text] = (reason === "ended" && staff ? BYE_WORDS.ended_staff : BYE_WORDS[reason])
+      || BYE_WORDS.ended;
     this.stopMedia();
     $("ended-title").textContent = title;
     paragraphs($("ended-text"), [text]);
