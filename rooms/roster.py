@@ -49,7 +49,7 @@ def build_roster(
     for entry in filled:
         if entry.role is Role.CLINICIAN and entry.function not in rules.clinician_functions:
             allowed = ", ".join(sorted(rules.clinician_functions))
-            raise InvalidRoster(f"a {kind} session's clinicians must be one of: {allowed}")
+            raise InvalidRoster(f"{_a(kind)} session's clinicians must be one of: {allowed}")
         if entry.role is not Role.CLINICIAN and entry.function is not None:
             raise InvalidRoster("only clinicians carry a care-team function")
     if kind is SessionKind.GROUP and purpose is None:
@@ -74,5 +74,19 @@ def _with_default_function(entry: RosterEntry, default: CareFunction) -> RosterE
 def _check_count(what: str, n: int, bounds: tuple[int, int | None], kind: SessionKind) -> None:
     low, high = bounds
     if n < low or (high is not None and n > high):
-        expected = f"{low}" if low == high else f"{low} to {high if high is not None else 'any'}"
-        raise InvalidRoster(f"a {kind} session needs {expected} {what}(s), got {n}")
+        if low == high:
+            expected = _counted(low, what)
+        elif high is None:
+            expected = "at least " + _counted(low, what)
+        else:
+            expected = f"{low} to {_counted(high, what)}"
+        raise InvalidRoster(f"{_a(kind)} session needs {expected}; the roster has {n}")
+
+
+def _counted(n: int, noun: str) -> str:
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
+def _a(kind: SessionKind) -> str:
+    """"an individual", "a couples", "a group": the kind with its article."""
+    return ("an " if str(kind)[:1] in "aeiou" else "a ") + str(kind)

@@ -170,7 +170,7 @@ async def test_session_create_group_options(
     ("argv", "message"),
     [
         (["--kind", "couples", "--clinician", "c-1", "--patient", "p-1"],
-         "error: invalid_roster: a couples session needs 2 patient(s), got 1"),
+         "error: invalid_roster: a couples session needs 2 patients; the roster has 1"),
         (["--kind", "individual", "--clinician", "c-1", "--patient", "jo@example.org"],
          "error: invalid_roster: roster.1.attendee: must be an id of 1 to 64 letters"),
         (["--kind", "couples", "--clinician", "c-1", "--patient", "p-1", "--patient", "p-2"],
@@ -182,7 +182,7 @@ async def test_session_create_group_options(
         (["--kind", "individual", "--clinician", "c-1", "--patient", "p-1", "--minutes", "1"],
          "error: invalid_message: planned_minutes"),
         (["--kind", "individual", "--clinician", "c-1:facilitator", "--patient", "p-1"],
-         "error: invalid_roster: a individual session's clinicians must be one of"),
+         "error: invalid_roster: an individual session's clinicians must be one of"),
     ],
 )  # fmt: skip
 async def test_session_create_refuses_bad_rosters_and_stores_nothing(

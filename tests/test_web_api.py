@@ -264,8 +264,8 @@ async def test_malformed_bodies(api: Api, raw: str, code: str, detail: str) -> N
 @pytest.mark.parametrize(
     ("change", "code", "detail"),
     [
-        ({"roster": COUPLES["roster"][:2]}, "invalid_roster", "needs 2 patient(s), got 1"),
-        ({"kind": "individual"}, "invalid_roster", "needs 1 patient(s), got 2"),
+        ({"roster": COUPLES["roster"][:2]}, "invalid_roster", "needs 2 patients; the roster has 1"),
+        ({"kind": "individual"}, "invalid_roster", "needs 1 patient; the roster has 2"),
         ({"purpose": "peer_support"}, "invalid_roster", "only group sessions carry a purpose"),
         ({"capacity": 4}, "invalid_roster", "only group sessions take a capacity"),
         ({"planned_minutes": 2}, "invalid_message", "planned_minutes: Input should be greater"),
