@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
+from enum import StrEnum
 from zoneinfo import ZoneInfo
 
 from rooms import checkins
@@ -51,6 +52,14 @@ class ProgramConfig:
     checkin_minutes: int
     lead: timedelta
     trail: timedelta
+
+
+class Timing(StrEnum):
+    """Where one of today's sessions stands against the clock, as its patient sees it."""
+
+    UPCOMING = "upcoming"  # its waiting room opens later
+    OPEN = "open"  # its waiting room is open: from the link's lead before it to the trail after
+    PAST = "past"  # ended, or its time (and the trail after it) is over
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,15 +164,26 @@ class Program:
             found.append(DaySession(state, spec))
         return found
 
+    def timing(self, day: DaySession) -> Timing:
+        """Whether ``day`` is still to come, open to join now, or over. A session nobody
+        ended is over once its link would have expired (its end plus the trail)."""
+        now = self.rooms.clock()
+        if day.status is SessionStatus.ENDED or now >= day.spec.ends_at + self.config.trail:
+            return Timing.PAST
+        if now < day.spec.starts_at - self.config.lead:
+            return Timing.UPCOMING
+        return Timing.OPEN
+
     async def session_link(self, enrollment: Enrollment, session: SessionId) -> str:
         """A link token to one of today's sessions, handed out through the standing link."""
         patient = AttendeeId(enrollment.patient)
         day = next((d for d in await self.today(patient) if d.spec.id == session), None)
         if day is None:
             raise NotOnRoster("this session is not one of yours today")
-        if day.status is SessionStatus.ENDED:
+        timing = self.timing(day)
+        if timing is Timing.PAST:
             raise SessionEnded("this session has ended")
-        if self.rooms.clock() < day.spec.starts_at - self.config.lead:
+        if timing is Timing.UPCOMING:
             raise TokenNotYetValid("this session's waiting room is not open yet")
         entry = day.spec.entry(patient)
         assert entry is not None and enrollment.link is not None

@@ -361,3 +361,47 @@ async def test_withdrawing_a_link_on_one_node_closes_its_connection_on_another(
     logs = "".join(one.lines + two.lines)
     for secret in ("Dr. Rivera", "Sam Okafor", token, session_token):
         assert secret not in logs
+
+
+async def test_todays_list_says_which_sessions_are_over_open_or_to_come(tmp_path: Path) -> None:
+    # The program's zone is chosen so that it is about noon there now: sessions three hours
+    # either side of now are all today's, whenever the test runs.
+    offset = 12 - datetime.now(UTC).hour  # hours east of UTC; POSIX zone names count west
+    zone = "Etc/GMT" + (f"{-offset:+d}" if offset else "")
+    node = await ServedNode.start(tmp_path, name="n-1", HOMEROOM_TIMEZONE=zone, **ALL_DAY)
+    try:
+        async with aiohttp.ClientSession() as http:
+            api = Api(node, http)
+            token = await api.enroll("p-1", TEAM)
+            now = datetime.now(UTC)
+            made = {}
+            for name, start, minutes in (
+                ("missed", now - timedelta(hours=3), 45),  # over, trail included, never held
+                ("earlier", now - timedelta(minutes=20), 60),  # running, not the newest
+                ("current", now - timedelta(minutes=5), 60),  # running: the one to join
+                ("later", now + timedelta(hours=3), 45),
+            ):
+                created = await node.create_session(
+                    {"kind": "individual", "starts_at": start.isoformat(),
+                     "planned_minutes": minutes,
+                     "roster": [{"attendee": "c-1", "role": "clinician"},
+                                {"attendee": "p-1", "role": "patient"}]}
+                )  # fmt: skip
+                made[created["session"]] = name
+            status, day = await api.call("GET", "/api/program", bearer(token))
+            assert status == 200, day
+            seen = {made[s["session"]]: (s["timing"], s["joinable"]) for s in day["today"]}
+            assert seen == {
+                "missed": ("past", False),
+                "earlier": ("open", False),
+                "current": ("open", True),
+                "later": ("upcoming", False),
+            }
+            # Its time is over: no way in through the standing link (the link would be dead).
+            missed = next(s for s, name in made.items() if name == "missed")
+            status, body = await api.call(
+                "POST", f"/api/program/sessions/{missed}/link", bearer(token)
+            )
+            assert (status, body["error"]) == (410, "session_ended"), body
+    finally:
+        await node.stop()

@@ -8,7 +8,6 @@ the care team's display names, which the patient sees anyway.
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime
 
 from aiohttp import web
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
@@ -18,7 +17,7 @@ from rooms.enrollment import Enrollment
 from rooms.errors import CheckinNotFound
 from rooms.ids import AttendeeId, SessionId
 from rooms.kinds import GroupPurpose, SessionKind
-from rooms.program import DaySession, Program
+from rooms.program import DaySession, Program, Timing
 from rooms.session import SessionStatus
 from web.auth import bearer_token
 from web.errors import parse_body, parse_query
@@ -37,6 +36,8 @@ class DayItem(BaseModel):
     purpose: GroupPurpose | None
     status: SessionStatus
     clinician: str | None
+    #: upcoming | open | past, by the server's clock (see Program.timing).
+    timing: Timing
     #: True when the waiting room can be entered now (the session to join).
     joinable: bool
 
@@ -86,7 +87,7 @@ async def program_day(request: web.Request) -> web.Response:
     body = ProgramDay(
         patient=patient,
         timezone=settings.timezone,
-        today=[_item(enrollment, d, d is open_now) for d in days],
+        today=[_item(enrollment, d, program.timing(d), d is open_now) for d in days],
         on_duty=program.on_duty(),
         hours=settings.checkin_hours,
         crisis_line=settings.crisis_line,
@@ -180,18 +181,11 @@ async def _view(program: Program, req: CheckinRequest, patient: AttendeeId) -> C
 
 def _joinable(program: Program, days: list[DaySession]) -> DaySession | None:
     """The session to join now: the latest-starting one whose waiting room is open."""
-    now: datetime = program.rooms.clock()
-    lead, trail = program.config.lead, program.config.trail
-    open_now = [
-        d
-        for d in days
-        if d.status is not SessionStatus.ENDED
-        and d.spec.starts_at - lead <= now < d.spec.ends_at + trail
-    ]
+    open_now = [d for d in days if program.timing(d) is Timing.OPEN]
     return max(open_now, key=lambda d: d.spec.starts_at, default=None)
 
 
-def _item(enrollment: Enrollment, day: DaySession, joinable: bool) -> DayItem:
+def _item(enrollment: Enrollment, day: DaySession, timing: Timing, joinable: bool) -> DayItem:
     clinicians = day.clinicians()
     names = [enrollment.display_name(c) for c in clinicians]
     shown = next((n for n in names if n), None)
@@ -203,6 +197,7 @@ def _item(enrollment: Enrollment, day: DaySession, joinable: bool) -> DayItem:
         purpose=day.spec.purpose,
         status=day.status,
         clinician=shown,
+        timing=timing,
         joinable=joinable,
     )
 

@@ -18,7 +18,13 @@ const PURPOSE_WORDS = {
   therapy_group: "Group therapy", skills_workshop: "Skills workshop",
   family_education: "Family education", peer_support: "Peer support",
 };
-const STATUS_WORDS = { scheduled: "Later today", open: "Open now", live: "In progress", ended: "Finished" };
+/** A session's line by where it stands now (its `timing`), the one to join being "Open now". */
+function stateText(s) {
+  if (s.joinable) { return "Open now"; }
+  if (s.timing === "upcoming") { return "Later today"; }
+  if (s.timing === "open") { return "In progress"; }
+  return s.status === "ended" ? "Finished" : "Over";  // its time is past; nobody ended it
+}
 
 const PROBLEMS = {
   token_revoked: ["This program link was withdrawn.", "Ask your care team for a new one."],
@@ -69,10 +75,10 @@ function timeText(iso) {
 }
 
 function showDay() {
-  $("sessions").replaceChildren(...day.today.map((s) => el("li", { dataset: { status: s.status, session: s.session } },
+  $("sessions").replaceChildren(...day.today.map((s) => el("li", { dataset: { status: s.status, timing: s.timing, session: s.session } },
     el("span", { class: "time", text: timeText(s.starts_at) }),
     el("span", { class: "what", text: (s.purpose ? PURPOSE_WORDS[s.purpose] : KIND_WORDS[s.kind]) + (s.clinician ? " with " + s.clinician : "") }),
-    el("span", { class: "state", text: s.joinable ? "Open now" : STATUS_WORDS[s.status] }))));
+    el("span", { class: "state", text: stateText(s) }))));
   $("no-sessions").hidden = day.today.length > 0;
   const open = day.today.find((s) => s.joinable);
   $("join-now").hidden = !open;
