@@ -88,5 +88,5 @@ def _counted(n: int, noun: str) -> str:
 
 
 def _a(kind: SessionKind) -> str:
-    """"an individual", "a couples", "a group": the kind with its article."""
+    """ "an individual", "a couples", "a group": the kind with its article."""
     return ("an " if str(kind)[:1] in "aeiou" else "a ") + str(kind)
