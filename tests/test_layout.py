@@ -339,12 +339,21 @@ async def no_page_wide_scroll(page: Page) -> None:
 async def test_the_staff_pages_fit_and_filter(served: ServedNode, browsers: Browsers) -> None:
     individual = await finished(served, INDIVIDUAL)
     grouped = await finished(served, group(6))
+    # A deployment check (homeroom probe) has the longest kind: "Group (therapy group),
+    # deployment check (not billed)".
+    await served.create_session({**group(3), "check": True})
     page = await browsers.open(f"{served.url}/admin#t={admin_token()}", "admin")
     await page.set_viewport_size(LAPTOP["1366x768"])  # type: ignore[arg-type]
     await shows(page, "#range-status", "Showing")
     for session in (individual, grouped):
         await page.locator(f'.session-attendance[data-session="{session}"]').wait_for()
     await no_page_wide_scroll(page)
+    # The session list fits a laptop too: its last column (Audit) is not cut off.
+    await shows(page, '[data-table="sessions"]', "deployment check")
+    sizes = await page.locator('[data-table="sessions"] .table-wrap').evaluate(
+        "w => [w.scrollWidth, w.clientWidth]"
+    )
+    assert sizes[0] <= sizes[1], f"the session list scrolls sideways at 1366 px: {sizes}"
     # The attendance tables fit a laptop without sideways scrolling, under a sticky header.
     wraps = page.locator(".session-attendance .table-wrap")
     for n in range(await wraps.count()):

@@ -115,7 +115,7 @@ function loadSessions({ first, last, patient, kind }) {
       columns: [
         { label: "Session", head: true, cell: (s) => el("code", { text: s.session }) },
         { label: "Starts", cell: (s) => dateTime(s.starts_at) },
-        { label: "Kind", cell: kindText },
+        { label: "Kind", wrap: true, cell: kindText },
         { label: "Status", cell: (s) => STATUS_WORDS[s.status] + (s.locked ? " (locked)" : "") },
         { label: "Minutes", num: true, cell: (s) => String(s.planned_minutes) },
         { label: "People", cell: (s) => roster(s.roster) },

@@ -72,7 +72,7 @@ function sessionTable(sessions) {
       { label: "Starts", head: true, cell: (s) => dateTime(s.starts_at) },
       { label: "Status", cell: (s) => STATUS_WORDS[s.status] + (s.locked ? " (locked)" : "") },
       { label: "People", cell: (s) => roster(s.roster) },
-      { label: "Kind", cell: kindText },
+      { label: "Kind", wrap: true, cell: kindText },
       { label: "Minutes", num: true, cell: (s) => String(s.planned_minutes) },
       { label: "Session", cell: (s) => el("code", { text: s.session }) },
     ],

@@ -243,13 +243,14 @@ let tableCount = 0;
  * An accessible table under its own title, inside a box that scrolls sideways on a narrow
  * screen (the title stays put). A focusable, labelled region: keyboard users can scroll it
  * with the arrow keys.
- * columns: [{label, cell(row) -> text or Node, head?: true (a row header), num?: true}]
+ * columns: [{label, cell(row) -> text or Node, head?: true (a row header), num?: true,
+ *   wrap?: true (long text that may take several lines: the table then fits a laptop)}]
  */
 export function table({ caption, columns, rows, empty = "Nothing to show.", name = "", heading = "h3" }) {
   const id = "table-" + ++tableCount;
   const title = el(heading, { class: "table-title", id, text: caption });
   if (!rows.length) { return el("div", { class: "table-block", dataset: { table: name } }, title, el("p", { class: "hint empty", text: empty })); }
-  const kind = (c) => [c.num ? "num" : "", c.extra ? "extra" : ""].join(" ").trim() || null;
+  const kind = (c) => [c.num ? "num" : "", c.extra ? "extra" : "", c.wrap ? "wrap" : ""].join(" ").trim() || null;
   const head = el("tr", {}, columns.map((c) => el("th", { scope: "col", class: kind(c), text: c.label })));
   const body = rows.map((row) => el("tr", {}, columns.map((c) => {
     const value = c.cell(row);
