@@ -8,6 +8,8 @@ may be a name or a phone number typed by mistake, which must not reach a log).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from pydantic import ValidationError
 from pydantic_core import ErrorDetails
 
@@ -41,12 +43,18 @@ PATTERN_WORDS: dict[str, str] = {
 }
 
 
-def describe(exc: ValidationError, where_default: str = "body") -> str:
+def describe(
+    exc: ValidationError, where_default: str = "body", names: Mapping[str, str] | None = None
+) -> str:
     """``roster.0.attendee: must be an id of ...``: the first failure's field and rule, in words,
-    with how many more failures there are."""
+    with how many more failures there are. ``names`` gives a field the name its caller knows
+    it by (a command-line option: ``planned_minutes`` -> ``--minutes``)."""
     errors = exc.errors(include_url=False)
     first = errors[0]
-    where = ".".join(str(part) for part in first["loc"]) or where_default
+    loc = [str(part) for part in first["loc"]]
+    if loc and names and loc[0] in names:
+        loc[0] = names[loc[0]]
+    where = ".".join(loc) or where_default
     more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
     return f"{where}: {sentence(first)}{more}"
 

@@ -180,7 +180,7 @@ async def test_session_create_group_options(
         (["--kind", "individual", "--clinician", "c-1", "--patient", "p-1", "--starts", "soon"],
          "error: invalid_message: --starts: use ISO 8601"),
         (["--kind", "individual", "--clinician", "c-1", "--patient", "p-1", "--minutes", "1"],
-         "error: invalid_message: planned_minutes"),
+         "error: invalid_message: --minutes: Input should be greater than or equal to 5"),
         (["--kind", "individual", "--clinician", "c-1:facilitator", "--patient", "p-1"],
          "error: invalid_roster: an individual session's clinicians must be one of"),
     ],
@@ -371,3 +371,17 @@ def test_port_in_use_is_a_clear_error(env: dict[str, str]) -> None:
         )  # fmt: skip
     assert done.returncode == 1
     assert f"error: cannot_listen: 127.0.0.1:{port}" in done.stderr
+
+
+def test_archive_refuses_a_directory_it_would_not_write_to(
+    env: dict[str, str], capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    # Without REDIS_URL the server writes the archive on its own disk: --dir cannot apply, and
+    # is refused before anything is asked of a server (none runs here).
+    wanted = tmp_path / "elsewhere"
+    code, out, err = _run(
+        capsys, "archive", "--from", "2026-12-01", "--to", "2026-12-01", "--dir", str(wanted)
+    )
+    assert (code, out) == (1, "")
+    assert err.startswith("error: invalid_message: --dir works only when"), err
+    assert not wanted.exists()

@@ -352,7 +352,18 @@ def _request_from_args(args: argparse.Namespace, settings: Settings) -> CreateSe
     except ValidationError as exc:
         where = str(exc.errors()[0]["loc"][0])
         error = InvalidRoster if where in ("kind", "roster") else InvalidMessage
-        raise error(describe(exc)) from None
+        raise error(describe(exc, names=_CREATE_OPTIONS)) from None
+
+
+#: ``session create``'s options by the field each one fills.
+_CREATE_OPTIONS = {
+    "kind": "--kind",
+    "starts_at": "--starts",
+    "planned_minutes": "--minutes",
+    "purpose": "--purpose",
+    "capacity": "--capacity",
+    "identified_patient": "--identified-patient",
+}
 
 
 def _require_identified_patient(args: argparse.Namespace) -> None:

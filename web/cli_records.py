@@ -69,7 +69,9 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     keep = sub.add_parser("archive", help="copy session ledgers into daily JSONL files")
     keep.add_argument("--from", dest="first", required=True, help="first day, YYYY-MM-DD")
     keep.add_argument("--to", dest="last", required=True, help="last day, YYYY-MM-DD")
-    keep.add_argument("--dir", type=Path, help="with REDIS_URL: where (default var/archive)")
+    keep.add_argument(
+        "--dir", type=Path, help="with REDIS_URL (no --url): where (default var/archive)"
+    )
     _add_server_options(keep)
     keep.set_defaults(command=cmd_archive)
 
@@ -115,6 +117,12 @@ def _checked(path: Path, option: str) -> ArchiveCheck:
 def cmd_archive(args: argparse.Namespace) -> int:
     settings = load_settings()
     params = _range(args, RangeParams)
+    if args.dir is not None and (args.url or settings.redis_url is None):
+        # Through a server, the server writes the files, on its own disk.
+        raise InvalidMessage(
+            "--dir works only when this command writes straight from Redis (REDIS_URL set, "
+            "no --url); through a server the files go to that server's var/archive"
+        )
     directory = args.dir or settings.var_dir / "archive"
 
     async def direct(rooms: Rooms) -> str:

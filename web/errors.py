@@ -7,7 +7,7 @@ never echo the submitted value, which could be a name or a phone number typed by
 from __future__ import annotations
 
 import math
-from collections.abc import Awaitable, Callable, Collection
+from collections.abc import Awaitable, Callable, Collection, Mapping
 from typing import Any, TypeVar
 
 import structlog
@@ -106,9 +106,10 @@ async def parse_body(
         raise InvalidMessage(describe(exc)) from None
 
 
-def describe(exc: ValidationError) -> str:
-    """``roster.0.attendee: must be an id of ...``: field and rule in words, never the input."""
-    return explain.describe(exc)
+def describe(exc: ValidationError, names: Mapping[str, str] | None = None) -> str:
+    """``roster.0.attendee: must be an id of ...``: field and rule in words, never the input
+    (``names``: what the caller calls a field, see :func:`rooms.explain.describe`)."""
+    return explain.describe(exc, names=names)
 
 
 def _http_detail(exc: web.HTTPException) -> str:
