@@ -371,6 +371,10 @@ def test_port_in_use_is_a_clear_error(env: dict[str, str]) -> None:
         )  # fmt: skip
     assert done.returncode == 1
     assert f"error: cannot_listen: 127.0.0.1:{port}" in done.stderr
+    # Refused before anything started: no embedded Janus (whose files the server already
+    # on that port would share), no drain of a server that never served.
+    said = done.stdout + done.stderr
+    assert "janus_started" not in said and "drained" not in said, said
 
 
 def test_archive_refuses_a_directory_it_would_not_write_to(

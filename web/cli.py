@@ -14,6 +14,7 @@ import os
 import shlex
 import shutil
 import signal
+import socket
 import sys
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -251,20 +252,32 @@ def cmd_serve(args: argparse.Namespace) -> int:
 async def _serve(settings: Settings, *, demo: bool, url_hint: str) -> None:
     # Handlers first: a stop requested while the banner prints must still stop cleanly.
     stop = _stop_on_signals()
+    # The port first: a server that cannot listen starts nothing (no embedded Janus, whose
+    # files a server already on that port uses).
+    listening = _listen(settings.host, settings.port)
     runner = web.AppRunner(create_app(settings), shutdown_timeout=REQUESTS_GRACE_SECONDS)
-    await runner.setup()
     try:
-        try:
-            await web.TCPSite(runner, settings.host, settings.port).start()
-        except OSError as exc:
-            where = f"{settings.host}:{settings.port}"
-            raise CliError("cannot_listen", f"{where}: {exc.strerror or exc}") from None
+        await runner.setup()
+    except BaseException:
+        listening.close()
+        raise
+    try:
+        await web.SockSite(runner, listening).start()
         log.info("serving", url=settings.public_url, store=_store_name(settings))
         print(await _banner(runner.app, settings, demo, url_hint), flush=True)
         _tune_gc()
         await stop.wait()
     finally:
         await shut_down(runner, settings.drain_seconds)
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    """The server's listening socket, bound as aiohttp's own site would bind it."""
+    try:
+        family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+        return socket.create_server((host, port), family=family[0][0], backlog=128)
+    except OSError as exc:
+        raise CliError("cannot_listen", f"{host}:{port}: {exc.strerror or exc}") from None
 
 
 def _tune_gc() -> None:
