@@ -119,7 +119,7 @@ async def test_the_standing_link_joins_todays_open_session_and_withdrawing_it_si
     program = await browsers.open(await enroll(served, "p-1", TEAM), "patient")
     await stage(program, "today")
     await shows(program, "#sessions li", "Individual session with Dr. Rivera")
-    await says(program, "#join-now-text", await _open_text(created))
+    await says(program, "#join-now-text", await _open_text(created, program))
     await in_viewport(program, "#join-now-button")
     await snap(program, "program-today")
     await program.set_viewport_size(PHONE)  # type: ignore[arg-type]
@@ -144,9 +144,15 @@ async def test_the_standing_link_joins_todays_open_session_and_withdrawing_it_si
     await shows(program, "#problem-text", "This program link was withdrawn.")
 
 
-async def _open_text(created: dict[str, Any]) -> str:
-    starts = datetime.fromisoformat(created["starts_at"]).astimezone(ZoneInfo("America/New_York"))
+async def _open_text(created: dict[str, Any], page: Page) -> str:
+    """The page's line for the open session: its time in the program's zone, that zone named
+    when the browser keeps another one."""
+    zone = "America/New_York"
+    starts = datetime.fromisoformat(created["starts_at"]).astimezone(ZoneInfo(zone))
     hour = starts.strftime("%I:%M %p").lstrip("0")
+    here = await page.evaluate("() => Intl.DateTimeFormat().resolvedOptions().timeZone")
+    if here != zone:
+        hour += " " + starts.strftime("%Z")  # EST or EDT, as the browser names them too
     return f"Your individual session at {hour} with Dr. Rivera is open."
 
 

@@ -70,8 +70,14 @@ async function load() {
   schedule();
 }
 
+/** A time of day in the program's time zone, named when this device keeps another zone (as
+ * the waiting room names its own), so the two pages never seem to disagree. */
 function timeText(iso) {
-  return new Date(iso).toLocaleTimeString([], { hour: "numeric", minute: "2-digit", timeZone: day.timezone });
+  const here = Intl.DateTimeFormat().resolvedOptions().timeZone;
+  return new Date(iso).toLocaleTimeString([], {
+    hour: "numeric", minute: "2-digit", timeZone: day.timezone,
+    timeZoneName: here === day.timezone ? undefined : "short",
+  });
 }
 
 function showDay() {
