@@ -217,6 +217,8 @@ async def test_a_couple_on_one_device_and_the_clinician_ends_the_session(
     await shows(device, "#ended-text", "Thank you for attending")
     await shows(host, "#ended-text", "Its attendance is on the Sessions page")
     assert "Thank you" not in await host.locator("#ended-text").inner_text()
+    # The mute's notice ended with the call: nothing of it stays above the goodbye.
+    assert await device.locator("#notice").inner_text() == ""
 
 
 GROUP = {

@@ -411,6 +411,8 @@ export class Visit extends EventTarget {
     document.body.dataset.bye = reason;
     clearTimeout(this._bannerTimer);
     $("connection").textContent = "";
+    clearTimeout(this._noticeTimer);  // news of the call (a mute, an admission) is over with it
+    $("notice").textContent = "";
     showStage("ended");
     this.dispatchEvent(new CustomEvent("ended", { detail: { reason } }));
   }
