@@ -90,6 +90,28 @@ def test_help_lists_every_command_with_its_purpose(capsys: pytest.CaptureFixture
     assert "``" not in text  # reStructuredText markup is for docstrings, not for people
 
 
+def _parsers(parser: argparse.ArgumentParser) -> list[tuple[str, argparse.ArgumentParser]]:
+    """Every command's parser, subcommands included, with its command line."""
+    found = [(parser.prog, parser)]
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for child in dict.fromkeys(action.choices.values()):
+                found += _parsers(child)
+    return found
+
+
+def test_every_option_of_every_command_says_what_it_is_for() -> None:
+    missing = [
+        f"{prog} {action.option_strings[0]}"
+        for prog, parser in _parsers(build_parser())
+        for action in parser._actions
+        if action.option_strings
+        and action.help != argparse.SUPPRESS
+        and not (action.help or "").strip()
+    ]
+    assert missing == []
+
+
 def test_unknown_role_is_a_usage_error(env: dict[str, str]) -> None:
     with pytest.raises(SystemExit) as caught:
         main(["token", "--role", "patient", "--subject", "p-1"])

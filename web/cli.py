@@ -33,7 +33,7 @@ from media.probe import probe
 from rooms.clock import utcnow
 from rooms.errors import HomeroomError, InvalidMessage, InvalidRoster
 from rooms.ids import NodeId, is_valid_id
-from rooms.kinds import GroupPurpose, SessionKind
+from rooms.kinds import CareFunction, GroupPurpose, SessionKind
 from rooms.service import CreateSession, Rooms
 from rooms.store import open_store
 from rooms.tokens import StaffRole, issue_staff_token
@@ -102,7 +102,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     token.add_argument("action", nargs="?", choices=["revoke"], help=argparse.SUPPRESS)
     token.add_argument("target", nargs="?", metavar="TOKEN", help="revoke: the token")
-    token.add_argument("--role", choices=[str(r) for r in StaffRole])
+    token.add_argument(
+        "--role",
+        choices=[str(r) for r in StaffRole],
+        help="admin (every session, attendance, audit) or clinician (sessions on its roster)",
+    )
     token.add_argument("--subject", help="the staff member's pseudonymous id")
     token.add_argument(
         "--days",
@@ -111,7 +115,7 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"validity in days (default {DEFAULT_TOKEN_DAYS}, at most {MAX_TOKEN_DAYS})",
     )
     token.add_argument("--jti", help="revoke: the token's id, when the token itself is lost")
-    token.add_argument("--url", help="revoke through this server (default: see README)")
+    token.add_argument("--url", help="revoke through this server (default: see docs/cli.md)")
     token.add_argument("--auth-token", dest="token", help="admin token for --url")
     token.set_defaults(command=cmd_token)
     probe = sub.add_parser("probe", help="check a deployment with a real two-party call")
@@ -123,7 +127,12 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="send the media through the deployment's TURN relays alone (checks TURN)",
     )
-    probe.add_argument("--kind", choices=["individual", "group"], default="individual")
+    probe.add_argument(
+        "--kind",
+        choices=["individual", "group"],
+        default="individual",
+        help="a two-party call (default), or a group through the forwarding unit",
+    )
     probe.add_argument(
         "--participants", type=int, default=3, help="group: endpoints in the call (2-14)"
     )
@@ -135,10 +144,23 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _add_create_arguments(create: argparse.ArgumentParser) -> None:
     add = create.add_argument
-    add("--kind", required=True, choices=[str(k) for k in SessionKind])
-    add("--clinician", action="append", default=[], metavar="ID[:FUNCTION]")
-    add("--patient", action="append", default=[], metavar="ID")
-    add("--guest", action="append", default=[], metavar="ID")
+    add("--kind", required=True, choices=[str(k) for k in SessionKind], help="the kind of session")
+    add(
+        "--clinician",
+        action="append",
+        default=[],
+        metavar="ID[:FUNCTION]",
+        help="a clinician on the roster; repeat for more. FUNCTION (optional, the kind's usual "
+        f"one by default) is one of {', '.join(CareFunction)}",
+    )
+    add("--patient", action="append", default=[], metavar="ID", help="a patient; repeat for more")
+    add(
+        "--guest",
+        action="append",
+        default=[],
+        metavar="ID",
+        help="a family guest (family_education groups); repeat for more",
+    )
     add("--starts", help="ISO 8601; without an offset, in HOMEROOM_TIMEZONE (default: now)")
     add("--minutes", type=int, default=60, help="planned length (default 60)")
     add("--purpose", choices=[str(p) for p in GroupPurpose], help="group sessions only")

@@ -27,19 +27,24 @@ def add_commands(sub: Any) -> None:
     link = patient.add_parser(
         "link", help="enroll a patient with their care team and print their standing link"
     )
-    link.add_argument("--patient", required=True, metavar="ID")
+    link.add_argument(
+        "--patient", required=True, metavar="ID", help="the patient's pseudonymous id"
+    )
     link.add_argument(
         "--care-team",
         action="append",
         required=True,
         metavar="ID:FUNCTION[:DISPLAY NAME]",
-        help=f"a clinician of the care team; FUNCTION is one of {', '.join(CareFunction)}",
+        help="a clinician of the care team; repeat for each. FUNCTION (required here) is one of "
+        f"{', '.join(CareFunction)}",
     )
     link.add_argument("--partner", metavar="ID", help="a couples partner who may ask together")
     _server_arguments(link)
     link.set_defaults(command=cmd_patient_link)
     revoke = patient.add_parser("revoke", help="withdraw a patient's standing link everywhere")
-    revoke.add_argument("--patient", required=True, metavar="ID")
+    revoke.add_argument(
+        "--patient", required=True, metavar="ID", help="the patient's pseudonymous id"
+    )
     _server_arguments(revoke)
     revoke.set_defaults(command=cmd_patient_revoke)
 

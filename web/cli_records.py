@@ -36,7 +36,12 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     out = attendance.add_parser("export", help="export attendance for a range of program days")
     out.add_argument("--from", dest="first", required=True, help="first day, YYYY-MM-DD")
     out.add_argument("--to", dest="last", required=True, help="last day, YYYY-MM-DD")
-    out.add_argument("--format", default="csv", choices=["csv", "jsonl", "fhir", "json"])
+    out.add_argument(
+        "--format",
+        default="csv",
+        choices=["csv", "jsonl", "fhir", "json"],
+        help="csv for a spreadsheet (default), jsonl, fhir (a FHIR bundle) or json",
+    )
     out.add_argument("--session", help="one session id")
     out.add_argument("--patient", help="one patient's rows")
     out.add_argument("--output", type=Path, help="write here instead of standard output")
@@ -45,7 +50,9 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     out.set_defaults(command=cmd_export)
     again = attendance.add_parser("summarize", help="recompute summaries from a JSONL export")
     again.add_argument("--events", type=Path, required=True, help="a JSONL export or archive")
-    again.add_argument("--format", default="csv", choices=["csv", "json"])
+    again.add_argument(
+        "--format", default="csv", choices=["csv", "json"], help="csv (default) or json"
+    )
     again.add_argument(
         "--unverified",
         action="store_true",
