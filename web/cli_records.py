@@ -124,7 +124,7 @@ def _checked(path: Path, option: str) -> ArchiveCheck:
 def cmd_archive(args: argparse.Namespace) -> int:
     settings = load_settings()
     params = _range(args, RangeParams)
-    if args.dir is not None and (args.url or settings.redis_url is None):
+    if args.dir is not None and _through_server(settings, args):
         # Through a server, the server writes the files, on its own disk.
         raise InvalidMessage(
             "--dir works only when this command writes straight from Redis (REDIS_URL set, "
@@ -160,7 +160,7 @@ def through(
 ) -> str:
     """Straight to Redis when REDIS_URL is set; else through the server holding the store
     (the embedded store lives inside the server process)."""
-    if args.url or settings.redis_url is None:
+    if _through_server(settings, args):
         token = args.token or cli_token(settings)
         return asyncio.run(_over_http(args.url or settings.public_url, token, request))
 
@@ -172,6 +172,12 @@ def through(
             await store.close()
 
     return asyncio.run(run())
+
+
+def _through_server(settings: Settings, args: argparse.Namespace) -> bool:
+    """True when a records command goes through a server's API rather than straight to Redis:
+    ``--url`` given, or no REDIS_URL (the embedded store lives inside the server process)."""
+    return bool(args.url) or settings.redis_url is None
 
 
 async def _over_http(base_url: str, token: str, request: tuple[str, str, dict[str, Any]]) -> str:

@@ -82,12 +82,14 @@ async def program_day(request: web.Request) -> web.Response:
     enrollment = await program.authenticate(bearer_token(request))
     patient = AttendeeId(enrollment.patient)
     days = await program.today(patient)
-    open_now = _joinable(program, days)
+    # One look at the clock for the whole day: the session to join is one of those open.
+    timings = [program.timing(d) for d in days]
+    open_now = _joinable(days, timings)
     current = await program.store.open_request(patient)
     body = ProgramDay(
         patient=patient,
         timezone=settings.timezone,
-        today=[_item(enrollment, d, program.timing(d), d is open_now) for d in days],
+        today=[_item(enrollment, d, t, d is open_now) for d, t in zip(days, timings, strict=True)],
         on_duty=program.on_duty(),
         hours=settings.checkin_hours,
         crisis_line=settings.crisis_line,
@@ -179,9 +181,9 @@ async def _view(program: Program, req: CheckinRequest, patient: AttendeeId) -> C
     )
 
 
-def _joinable(program: Program, days: list[DaySession]) -> DaySession | None:
+def _joinable(days: list[DaySession], timings: list[Timing]) -> DaySession | None:
     """The session to join now: the latest-starting one whose waiting room is open."""
-    open_now = [d for d in days if program.timing(d) is Timing.OPEN]
+    open_now = [d for d, t in zip(days, timings, strict=True) if t is Timing.OPEN]
     return max(open_now, key=lambda d: d.spec.starts_at, default=None)
 
 
